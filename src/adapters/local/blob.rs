@@ -1,0 +1,523 @@
+//! A blob store on the local filesystem: `{root}/{container}/{blob name}`.
+//!
+//! Dropping a file into `{root}/datasets/...` is a blob upload, so ETags are derived from
+//! file metadata rather than kept in a side file. Writes go through a temporary file and
+//! a rename, so a reader never sees half a blob; the store stamps every write with a
+//! strictly increasing modification time so two writes never share an ETag. Conditional
+//! writes take a per-container lock file, so concurrent writers in different processes
+//! get exactly one winner.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::with_file_lock;
+use crate::domain::blob_name;
+use crate::ports::{BlobError, BlobProperties, BlobReader, BlobStore, Condition, ETag};
+
+/// The filesystem store.
+#[derive(Debug, Clone)]
+pub struct FsBlobStore {
+    root: PathBuf,
+}
+
+impl FsBlobStore {
+    /// A store rooted at `root` (created lazily on first write).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The directory that holds the containers.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, container: &str, name: &str) -> Result<PathBuf, BlobError> {
+        blob_name::check_container(container).map_err(|reason| BlobError::InvalidName {
+            name: container.to_owned(),
+            reason,
+        })?;
+        blob_name::check_blob(name).map_err(|reason| BlobError::InvalidName {
+            name: name.to_owned(),
+            reason,
+        })?;
+        let mut p = self.root.join(container);
+        for seg in name.split('/') {
+            p.push(seg);
+        }
+        Ok(p)
+    }
+
+    fn lock_path(&self, container: &str) -> PathBuf {
+        self.root.join(".locks").join(format!("{container}.lock"))
+    }
+
+    fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BlobError {
+        let what = what.into();
+        move |source| BlobError::Io { what, source }
+    }
+}
+
+fn not_found(container: &str, name: &str) -> BlobError {
+    BlobError::NotFound {
+        container: container.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
+fn mtime_nanos(meta: &std::fs::Metadata) -> u128 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos())
+}
+
+#[cfg(unix)]
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    meta.ino()
+}
+#[cfg(not(unix))]
+fn file_id(meta: &std::fs::Metadata) -> u64 {
+    meta.len()
+}
+
+/// The ETag of a file: its modification time (ns) and file id, Azure-style hex.
+fn etag_of(meta: &std::fs::Metadata) -> ETag {
+    ETag(format!(
+        "0x{:X}{:08X}",
+        mtime_nanos(meta),
+        file_id(meta) & 0xFFFF_FFFF
+    ))
+}
+
+fn props(container: &str, name: &str, meta: &std::fs::Metadata) -> BlobProperties {
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    BlobProperties {
+        container: container.to_owned(),
+        name: name.to_owned(),
+        etag: etag_of(meta),
+        content_length: meta.len(),
+        last_modified: DateTime::<Utc>::from(modified),
+    }
+}
+
+fn stat(path: &Path, container: &str, name: &str) -> Result<Option<BlobProperties>, BlobError> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(Some(props(container, name, &m))),
+        Ok(_) => Ok(None),
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+            Ok(None)
+        }
+        Err(e) => Err(BlobError::Io {
+            what: format!("stat {container}/{name}"),
+            source: e,
+        }),
+    }
+}
+
+fn check_condition(
+    current: Option<&BlobProperties>,
+    condition: &Condition,
+    container: &str,
+    name: &str,
+) -> Result<(), BlobError> {
+    match (condition, current) {
+        (Condition::None, _) => Ok(()),
+        (Condition::IfNotExists, None) => Ok(()),
+        (Condition::IfNotExists, Some(_)) => Err(BlobError::AlreadyExists {
+            container: container.to_owned(),
+            name: name.to_owned(),
+        }),
+        (Condition::IfMatch(_), None) => Err(not_found(container, name)),
+        (Condition::IfMatch(want), Some(p)) if &p.etag == want => Ok(()),
+        (Condition::IfMatch(_), Some(_)) => Err(BlobError::PreconditionFailed {
+            container: container.to_owned(),
+            name: name.to_owned(),
+        }),
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, BlobError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(BlobError::Io {
+            what: "blocking storage task".into(),
+            source: std::io::Error::other(e),
+        }),
+    }
+}
+
+impl FsBlobStore {
+    /// Synchronous conditional write, shared by the async port and the dev host's
+    /// bookkeeping.
+    pub fn put_sync(
+        &self,
+        container: &str,
+        name: &str,
+        bytes: &[u8],
+        condition: &Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        let path = self.path(container, name)?;
+        let tmp_dir = self.root.join(".tmp");
+        let lock = self.lock_path(container);
+        let outcome = with_file_lock(&lock, || {
+            let current = match stat(&path, container, name) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+            if let Err(e) = check_condition(current.as_ref(), condition, container, name) {
+                return Ok(Err(e));
+            }
+            std::fs::create_dir_all(&tmp_dir)?;
+            let tmp = tmp_dir.join(uuid::Uuid::new_v4().to_string());
+            std::fs::write(&tmp, bytes)?;
+            // Strictly increasing mtime per blob: the ETag must change on every write,
+            // even two writes within one clock tick.
+            let now = SystemTime::now();
+            let stamp = match &current {
+                Some(p) => {
+                    let prev = SystemTime::from(p.last_modified) + Duration::from_micros(1);
+                    prev.max(now)
+                }
+                None => now,
+            };
+            std::fs::File::options()
+                .write(true)
+                .open(&tmp)?
+                .set_modified(stamp)?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::rename(&tmp, &path)?;
+            let meta = std::fs::metadata(&path)?;
+            Ok(Ok(props(container, name, &meta)))
+        });
+        outcome.map_err(Self::io(format!("write {container}/{name}")))?
+    }
+
+    fn list_sync(&self, container: &str, prefix: &str) -> Result<Vec<BlobProperties>, BlobError> {
+        blob_name::check_container(container).map_err(|reason| BlobError::InvalidName {
+            name: container.to_owned(),
+            reason,
+        })?;
+        let base = self.root.join(container);
+        let mut out = Vec::new();
+        let mut stack = vec![(base.clone(), String::new())];
+        while let Some((dir, rel)) = stack.pop() {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => {
+                    return Err(BlobError::Io {
+                        what: format!("list {container}"),
+                        source: e,
+                    });
+                }
+            };
+            for entry in entries {
+                let entry = entry.map_err(Self::io(format!("list {container}")))?;
+                let Some(file_name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                let name = if rel.is_empty() {
+                    file_name
+                } else {
+                    format!("{rel}/{file_name}")
+                };
+                let Ok(meta) = entry.metadata() else { continue };
+                if meta.is_dir() {
+                    // Only descend where the prefix can still match.
+                    if name.starts_with(prefix) || prefix.starts_with(&format!("{name}/")) {
+                        stack.push((entry.path(), name));
+                    }
+                } else if meta.is_file()
+                    && name.starts_with(prefix)
+                    && blob_name::check_blob(&name).is_ok()
+                {
+                    out.push(props(container, &name, &meta));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    fn delete_sync(
+        &self,
+        container: &str,
+        name: &str,
+        condition: &Condition,
+    ) -> Result<bool, BlobError> {
+        let path = self.path(container, name)?;
+        let base = self.root.join(container);
+        let lock = self.lock_path(container);
+        let outcome = with_file_lock(&lock, || {
+            let current = match stat(&path, container, name) {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+            if current.is_none() && !matches!(condition, Condition::IfMatch(_)) {
+                return Ok(Ok(false));
+            }
+            if let Err(e) = check_condition(current.as_ref(), condition, container, name) {
+                return Ok(Err(e));
+            }
+            std::fs::remove_file(&path)?;
+            // Prune emptied directories so listings and the dashboard stay clean.
+            let mut dir = path.parent().map(Path::to_path_buf);
+            while let Some(d) = dir {
+                if d == base || std::fs::remove_dir(&d).is_err() {
+                    break;
+                }
+                dir = d.parent().map(Path::to_path_buf);
+            }
+            Ok(Ok(true))
+        });
+        outcome.map_err(Self::io(format!("delete {container}/{name}")))?
+    }
+}
+
+#[async_trait]
+impl BlobStore for FsBlobStore {
+    async fn get(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<(BlobProperties, Vec<u8>), BlobError> {
+        let path = self.path(container, name)?;
+        let (c, n) = (container.to_owned(), name.to_owned());
+        blocking(move || {
+            let file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e)
+                    if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory =>
+                {
+                    return Err(not_found(&c, &n));
+                }
+                Err(e) => {
+                    return Err(BlobError::Io {
+                        what: format!("read {c}/{n}"),
+                        source: e,
+                    });
+                }
+            };
+            let meta = file
+                .metadata()
+                .map_err(FsBlobStore::io(format!("read {c}/{n}")))?;
+            if !meta.is_file() {
+                return Err(not_found(&c, &n));
+            }
+            let mut bytes = Vec::with_capacity(meta.len() as usize);
+            std::io::Read::read_to_end(&mut &file, &mut bytes)
+                .map_err(FsBlobStore::io(format!("read {c}/{n}")))?;
+            Ok((props(&c, &n, &meta), bytes))
+        })
+        .await
+    }
+
+    async fn open(
+        &self,
+        container: &str,
+        name: &str,
+    ) -> Result<(BlobProperties, BlobReader), BlobError> {
+        let path = self.path(container, name)?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::NotADirectory => {
+                return Err(not_found(container, name));
+            }
+            Err(e) => {
+                return Err(BlobError::Io {
+                    what: format!("open {container}/{name}"),
+                    source: e,
+                });
+            }
+        };
+        let meta = file
+            .metadata()
+            .await
+            .map_err(Self::io(format!("open {container}/{name}")))?;
+        if !meta.is_file() {
+            return Err(not_found(container, name));
+        }
+        Ok((
+            props(container, name, &meta),
+            Box::pin(tokio::io::BufReader::with_capacity(1 << 20, file)),
+        ))
+    }
+
+    async fn properties(&self, container: &str, name: &str) -> Result<BlobProperties, BlobError> {
+        let path = self.path(container, name)?;
+        let (c, n) = (container.to_owned(), name.to_owned());
+        blocking(move || stat(&path, &c, &n)?.ok_or_else(|| not_found(&c, &n))).await
+    }
+
+    async fn put(
+        &self,
+        container: &str,
+        name: &str,
+        bytes: &[u8],
+        condition: Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        let (me, c, n, b) = (
+            self.clone(),
+            container.to_owned(),
+            name.to_owned(),
+            bytes.to_vec(),
+        );
+        blocking(move || me.put_sync(&c, &n, &b, &condition)).await
+    }
+
+    async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobProperties>, BlobError> {
+        let (me, c, p) = (self.clone(), container.to_owned(), prefix.to_owned());
+        blocking(move || me.list_sync(&c, &p)).await
+    }
+
+    async fn delete(
+        &self,
+        container: &str,
+        name: &str,
+        condition: Condition,
+    ) -> Result<bool, BlobError> {
+        let (me, c, n) = (self.clone(), container.to_owned(), name.to_owned());
+        blocking(move || me.delete_sync(&c, &n, &condition)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FsBlobStore) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = FsBlobStore::new(dir.path().join("storage"));
+        (dir, s)
+    }
+
+    #[tokio::test]
+    async fn every_write_gets_a_new_etag_even_with_identical_bytes() {
+        let (_d, s) = store();
+        let a = s
+            .put("state", "x.json", b"{}", Condition::None)
+            .await
+            .expect("put");
+        let b = s
+            .put("state", "x.json", b"{}", Condition::None)
+            .await
+            .expect("put");
+        assert_ne!(a.etag, b.etag);
+        assert_eq!(
+            s.properties("state", "x.json").await.expect("props").etag,
+            b.etag
+        );
+    }
+
+    #[tokio::test]
+    async fn conditional_writes_detect_conflicts() {
+        let (_d, s) = store();
+        let first = s
+            .put("state", "r.json", b"1", Condition::IfNotExists)
+            .await
+            .expect("create");
+        assert!(matches!(
+            s.put("state", "r.json", b"2", Condition::IfNotExists).await,
+            Err(BlobError::AlreadyExists { .. })
+        ));
+        let second = s
+            .put(
+                "state",
+                "r.json",
+                b"2",
+                Condition::IfMatch(first.etag.clone()),
+            )
+            .await
+            .expect("update");
+        assert!(matches!(
+            s.put("state", "r.json", b"3", Condition::IfMatch(first.etag))
+                .await,
+            Err(BlobError::PreconditionFailed { .. })
+        ));
+        assert_eq!(s.get("state", "r.json").await.expect("get").1, b"2");
+        assert!(
+            s.delete("state", "r.json", Condition::IfMatch(second.etag))
+                .await
+                .expect("delete")
+        );
+        assert!(
+            !s.delete("state", "r.json", Condition::None)
+                .await
+                .expect("delete again")
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_conditional_creators_have_exactly_one_winner() {
+        let (_d, s) = store();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.put(
+                        "state",
+                        "one.json",
+                        format!("{i}").as_bytes(),
+                        Condition::IfNotExists,
+                    )
+                    .await
+                })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            if t.await.expect("join").is_ok() {
+                wins += 1;
+            }
+        }
+        assert_eq!(wins, 1);
+    }
+
+    #[tokio::test]
+    async fn listing_filters_by_prefix_and_sorts_by_name() {
+        let (_d, s) = store();
+        for n in [
+            "runs/b.json",
+            "runs/a.json",
+            "inventory.json",
+            "runs/sub dir/ü.json",
+        ] {
+            s.put("state", n, b"x", Condition::None).await.expect("put");
+        }
+        let names: Vec<_> = s
+            .list("state", "runs/")
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(names, ["runs/a.json", "runs/b.json", "runs/sub dir/ü.json"]);
+        assert!(s.list("nothing", "").await.expect("list").is_empty());
+    }
+
+    #[tokio::test]
+    async fn missing_blobs_and_escaping_names_are_typed_errors() {
+        let (_d, s) = store();
+        assert!(matches!(
+            s.get("state", "nope").await,
+            Err(BlobError::NotFound { .. })
+        ));
+        assert!(matches!(
+            s.get("state", "../etc/passwd").await,
+            Err(BlobError::InvalidName { .. })
+        ));
+        assert!(matches!(
+            s.put("..", "x", b"", Condition::None).await,
+            Err(BlobError::InvalidName { .. })
+        ));
+    }
+}

@@ -1,0 +1,3 @@
+//! Implementations of the [`crate::ports`] traits.
+
+pub mod local;

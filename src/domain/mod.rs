@@ -1,0 +1,4 @@
+//! Pure, synchronous rules: no IO, no tokio. Everything here is unit-tested with tables.
+
+pub mod blob_name;
+pub mod dataset_path;

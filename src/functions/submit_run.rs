@@ -1,0 +1,60 @@
+//! `SubmitRun`
+//!
+//! - Trigger: `httpTrigger` POST `runs` (auth level `function`).
+//! - Input: `{"project": ..., "submission": ...}` naming a dataset already in `datasets/`.
+//! - Outputs: `res`, `notifications`.
+//! - Idempotency: the run id derives from the submission and its content digest (issue #5).
+//! - Retries: a malformed request answers 400 to its caller; nothing is retried.
+
+use serde_json::json;
+
+use crate::error::FunctionError;
+use crate::host::trigger::HttpRequestData;
+use crate::host::{Invocation, InvokeResponse};
+use crate::server::AppState;
+
+use super::{FunctionSpec, http_response};
+
+/// Function name.
+pub const NAME: &str = "SubmitRun";
+/// Declaration.
+pub const SPEC: FunctionSpec = FunctionSpec {
+    name: NAME,
+    trigger_type: "httpTrigger",
+    trigger: "req",
+    outputs: &["res", "notifications"],
+};
+
+/// Handles one invocation.
+///
+/// # Errors
+/// Terminal for a request without a JSON body naming a project and a submission.
+pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+    let req = HttpRequestData::decode(inv, SPEC.trigger)?;
+    let body = req.body.as_deref().unwrap_or("");
+    let doc: serde_json::Value = serde_json::from_str(body).map_err(|e| {
+        FunctionError::terminal("bad_request", format!("the body is not JSON: {e}"))
+    })?;
+    let field = |k: &str| {
+        doc.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let (Some(project), Some(submission)) = (field("project"), field("submission")) else {
+        return Err(FunctionError::terminal(
+            "bad_request",
+            "the body must name \"project\" and \"submission\"",
+        ));
+    };
+    tracing::info!(%project, %submission, "Run submission received.");
+    // The pipeline that starts the run lands with issue #5; say so instead of pretending.
+    let res = http_response(
+        501,
+        &json!({"error": "not_implemented", "detail": "run submission starts with the pipeline", "project": project, "submission": submission}),
+    );
+    let mut resp =
+        InvokeResponse::default().log(format!("submission {project}/{submission} received"));
+    resp.outputs.insert("res".into(), res);
+    Ok(resp)
+}

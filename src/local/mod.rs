@@ -1,0 +1,199 @@
+//! `fthub dev`: a local stand-in for the Azure Functions host.
+//!
+//! It reads `host.json` and every `functions/*/function.json`, starts the handler the way
+//! the host does ([`worker`]), and delivers triggers with the host's envelope and delivery
+//! semantics: Event Grid `BlobCreated` from a scanned container ([`eventgrid`]), Service
+//! Bus from the durable local bus ([`servicebus`]), NCRONTAB timers with a persisted
+//! schedule monitor ([`timer`]), and HTTP on `127.0.0.1:7071/api/...` ([`http`]). Outputs
+//! go to the local bus and blob store ([`outputs`]).
+
+pub mod app;
+pub mod eventgrid;
+pub mod http;
+pub mod outputs;
+pub mod payload;
+pub mod servicebus;
+pub mod timer;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::adapters::local::blob::FsBlobStore;
+use crate::adapters::local::bus::LocalBus;
+use app::{FunctionApp, FunctionDef};
+use worker::{InvokeError, InvokeResult, Worker};
+
+/// Container the host keeps its bookkeeping in (receipts, timer status).
+pub const HOSTS_CONTAINER: &str = "azure-webjobs-hosts";
+
+/// `fthub dev` options.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// Function app root.
+    pub app: PathBuf,
+    /// Local state directory.
+    pub home: PathBuf,
+    /// HTTP trigger port.
+    pub http_port: u16,
+    /// Service Bus lock duration.
+    pub lock_duration: Duration,
+    /// Blob scan interval.
+    pub scan_interval: Duration,
+}
+
+/// Failures that stop `fthub dev`.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    /// The app could not be loaded.
+    #[error(transparent)]
+    App(#[from] app::AppError),
+    /// The HTTP port could not be bound.
+    #[error("cannot listen on 127.0.0.1:{port}")]
+    Bind {
+        /// Port.
+        port: u16,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Other I/O.
+    #[error("local host I/O failed")]
+    Io(#[from] std::io::Error),
+}
+
+/// Everything the trigger sources share.
+#[derive(Debug, Clone)]
+pub(crate) struct Ctx {
+    pub(crate) app: Arc<FunctionApp>,
+    pub(crate) store: FsBlobStore,
+    pub(crate) bus: LocalBus,
+    pub(crate) worker: Worker,
+    pub(crate) host_id: String,
+    pub(crate) lock_duration: Duration,
+    pub(crate) scan_interval: Duration,
+}
+
+impl Ctx {
+    /// Sends one invocation and re-logs its `Logs` on success (the host drops them on failure).
+    pub(crate) async fn invoke(
+        &self,
+        def: &FunctionDef,
+        data: Map<String, Value>,
+        metadata: Map<String, Value>,
+    ) -> Result<InvokeResult, InvokeError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let payload = serde_json::json!({"Data": data, "Metadata": metadata});
+        let started = std::time::Instant::now();
+        let result = self.worker.invoke(&def.name, &id, &payload).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(r) => {
+                for line in &r.logs {
+                    tracing::info!(function = %def.name, invocation_id = %id, "{line}");
+                }
+                tracing::info!(function = %def.name, invocation_id = %id, duration_ms = ms, "Executed (Succeeded).");
+            }
+            Err(e) => {
+                tracing::warn!(function = %def.name, invocation_id = %id, duration_ms = ms, error = %e, "Executed (Failed).")
+            }
+        }
+        result
+    }
+}
+
+/// The id the host uses in bookkeeping paths.
+fn host_id() -> String {
+    std::env::var("AzureFunctionsWebHost__hostid")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "fthub-local".into())
+}
+
+/// Runs the local host until Ctrl-C or SIGTERM.
+///
+/// # Errors
+/// When the app cannot be loaded or the HTTP port cannot be bound.
+pub async fn run(opts: DevOptions) -> Result<(), DevError> {
+    let app = Arc::new(FunctionApp::load(&opts.app)?);
+    std::fs::create_dir_all(&opts.home)?;
+    let home = std::fs::canonicalize(&opts.home)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", opts.http_port))
+        .await
+        .map_err(|source| DevError::Bind {
+            port: opts.http_port,
+            source,
+        })?;
+    let http_port = listener.local_addr()?.port();
+    // The handler shares the local state directory unless the app settings say otherwise.
+    let extra_env = if app.settings.contains_key("FTHUB_HOME") {
+        vec![]
+    } else {
+        vec![("FTHUB_HOME".to_owned(), home.display().to_string())]
+    };
+    let worker = Worker::start(&app, extra_env);
+    let ctx = Ctx {
+        app: app.clone(),
+        store: FsBlobStore::new(home.join("storage")),
+        bus: LocalBus::new(home.join("bus")),
+        worker,
+        host_id: host_id(),
+        lock_duration: opts.lock_duration,
+        scan_interval: opts.scan_interval,
+    };
+    tracing::info!(functions = app.functions.len(), http = %format!("http://127.0.0.1:{http_port}/{}/", app.host.route_prefix), home = %home.display(), "Local Functions host starting.");
+    for def in app.functions.iter().filter(|f| !f.disabled) {
+        let Some(trigger) = def.trigger() else {
+            continue;
+        };
+        match trigger.kind.to_ascii_lowercase().as_str() {
+            "servicebustrigger" => {
+                tokio::spawn(servicebus::run(ctx.clone(), def.clone()));
+            }
+            "timertrigger" => {
+                tokio::spawn(timer::run(ctx.clone(), def.clone()));
+            }
+            "eventgridtrigger" => {
+                let subs: Vec<_> = app
+                    .subscriptions
+                    .iter()
+                    .filter(|s| s.function == def.name)
+                    .cloned()
+                    .collect();
+                if subs.is_empty() {
+                    tracing::warn!(function = %def.name, "No local Event Grid subscription in eventgrid.json; it will not be triggered.");
+                }
+                for sub in subs {
+                    tokio::spawn(eventgrid::run(ctx.clone(), def.clone(), sub));
+                }
+            }
+            "httptrigger" => {}
+            other => {
+                tracing::warn!(function = %def.name, trigger = other, "Trigger type not supported locally.")
+            }
+        }
+    }
+    let server = axum::serve(listener, http::router(ctx.clone()));
+    tokio::select! {
+        r = server => r?,
+        () = shutdown() => tracing::info!("Local Functions host stopping."),
+    }
+    Ok(())
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return std::future::pending().await;
+        };
+        tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

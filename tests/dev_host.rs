@@ -1,0 +1,429 @@
+//! `fthub dev`, the local Functions host stand-in, driven end to end: real processes,
+//! real HTTP, a handler written independently of fthub (tests/support/recording_handler.py),
+//! and the real `fthub serve`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Dev, RecorderApp, eventually, undouble};
+use fthub::adapters::local::bus::{LocalBus, OutgoingMessage};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn event_grid_app() -> RecorderApp {
+    let app = RecorderApp::new(
+        &[(
+            "DatasetArrived",
+            json!({"bindings": [{"type": "eventGridTrigger", "direction": "in", "name": "event"}]}),
+        )],
+        json!({}),
+    );
+    std::fs::write(
+        app.path().join("eventgrid.json"),
+        json!({"subscriptions": [{"name": "s", "function": "DatasetArrived", "container": "datasets",
+            "includedEventTypes": ["Microsoft.Storage.BlobCreated"], "subjectBeginsWith": "/blobServices/default/containers/datasets/blobs/"}]})
+        .to_string(),
+    )
+    .expect("eventgrid.json");
+    app
+}
+
+fn service_bus_app(extra_host: Value) -> RecorderApp {
+    RecorderApp::new(
+        &[(
+            "Work",
+            json!({"bindings": [{"type": "serviceBusTrigger", "direction": "in", "name": "msg", "queueName": "work", "connection": "SB"}]}),
+        )],
+        extra_host,
+    )
+}
+
+fn event_of(inv: &Value) -> Value {
+    serde_json::from_str(&undouble(&inv["body"]["Data"]["event"])).expect("event JSON")
+}
+
+#[tokio::test]
+async fn a_file_written_into_local_storage_triggers_dataset_arrived_once_per_blob_version() {
+    let app = event_grid_app();
+    let home = tempfile::tempdir().expect("tmp");
+    let mut dev = Dev::start(app.path(), home.path(), &[]).await;
+    let blob = home.path().join("storage/datasets/acme/s1/manifest.json");
+    std::fs::create_dir_all(blob.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&blob, br#"{"base_model":"gpt-4.1-mini"}"#).expect("drop");
+
+    assert!(eventually(WAIT, || app.invocations("DatasetArrived").len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let first = app.invocations("DatasetArrived");
+    assert_eq!(first.len(), 1, "one version, one invocation");
+    let ev = event_of(&first[0]);
+    assert_eq!(ev["eventType"], "Microsoft.Storage.BlobCreated");
+    assert_eq!(
+        ev["subject"],
+        "/blobServices/default/containers/datasets/blobs/acme/s1/manifest.json"
+    );
+    assert_eq!(ev["data"]["contentLength"], 29);
+    assert!(
+        ev["data"]["url"]
+            .as_str()
+            .expect("url")
+            .ends_with("/datasets/acme/s1/manifest.json")
+    );
+    assert_eq!(
+        undouble(&first[0]["body"]["Metadata"]["subject"]),
+        ev["subject"].as_str().expect("subject"),
+        "JSON body hoisted into Metadata"
+    );
+    assert_eq!(
+        first[0]["body"]["Metadata"]["sys"]["MethodName"],
+        "DatasetArrived"
+    );
+    let headers = first[0]["headers"].as_object().expect("headers");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.as_str())
+    };
+    assert!(header("X-Azure-Functions-InvocationId").is_some_and(|id| id.len() == 36));
+    assert_eq!(header("X-Azure-Functions-HostVersion"), Some("4.1037.0.0"));
+    assert!(header("Content-Type").is_some_and(|c| c.starts_with("application/json")));
+
+    std::fs::write(&blob, br#"{"base_model":"gpt-4.1"}"#).expect("overwrite");
+    assert!(
+        eventually(WAIT, || app.invocations("DatasetArrived").len() == 2).await,
+        "an overwrite is a new version"
+    );
+    let second = event_of(&app.invocations("DatasetArrived")[1]);
+    assert_ne!(second["data"]["eTag"], ev["data"]["eTag"]);
+
+    // Receipts survive a crash: nothing is delivered again after a restart.
+    dev.crash();
+    let _dev = Dev::start(app.path(), home.path(), &[]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(app.invocations("DatasetArrived").len(), 2);
+}
+
+#[tokio::test]
+async fn a_blob_version_that_keeps_failing_is_poisoned_after_five_tries() {
+    let app = event_grid_app();
+    app.set_behaviour(json!({"DatasetArrived": {"status": 500}}));
+    let home = tempfile::tempdir().expect("tmp");
+    let _dev = Dev::start(app.path(), home.path(), &[]).await;
+    let blob = home.path().join("storage/datasets/acme/bad.jsonl");
+    std::fs::create_dir_all(blob.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&blob, b"{}\n").expect("drop");
+    let bus = LocalBus::new(home.path().join("bus"));
+    assert!(
+        eventually(WAIT, || bus
+            .active("webjobs-blobtrigger-poison")
+            .map(|m| m.len() == 1)
+            .unwrap_or(false))
+        .await
+    );
+    let poison: Value =
+        serde_json::from_str(&bus.active("webjobs-blobtrigger-poison").expect("poison")[0].body)
+            .expect("json");
+    assert_eq!(poison["FunctionId"], "Host.Functions.DatasetArrived");
+    assert_eq!(poison["ContainerName"], "datasets");
+    assert_eq!(poison["BlobName"], "acme/bad.jsonl");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(app.invocations("DatasetArrived").len(), 5);
+}
+
+#[tokio::test]
+async fn a_failing_service_bus_message_is_redelivered_with_a_growing_delivery_count_and_dead_lettered_after_ten()
+ {
+    let app = service_bus_app(json!({}));
+    app.set_behaviour(json!({"Work": {"status": 500}}));
+    let home = tempfile::tempdir().expect("tmp");
+    let _dev = Dev::start(app.path(), home.path(), &[]).await;
+    let bus = LocalBus::new(home.path().join("bus"));
+    bus.send_to_queue(
+        "work",
+        OutgoingMessage {
+            body: r#"{"n":1}"#.into(),
+            message_id: Some("m-1".into()),
+            ..Default::default()
+        },
+    )
+    .expect("send");
+    assert!(
+        eventually(WAIT, || bus
+            .dead_letters("work")
+            .map(|d| d.len() == 1)
+            .unwrap_or(false))
+        .await
+    );
+    let counts: Vec<String> = app
+        .invocations("Work")
+        .iter()
+        .map(|i| {
+            i["body"]["Metadata"]["DeliveryCount"]
+                .as_str()
+                .expect("stringly")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(counts, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
+    let dl = &bus.dead_letters("work").expect("dlq")[0];
+    assert_eq!(
+        dl.dead_letter_reason.as_deref(),
+        Some("MaxDeliveryCountExceeded")
+    );
+    assert!(bus.active("work").expect("active").is_empty());
+    let first = &app.invocations("Work")[0]["body"];
+    assert_eq!(undouble(&first["Data"]["msg"]), r#"{"n":1}"#);
+    assert_eq!(undouble(&first["Metadata"]["MessageId"]), "m-1");
+    assert_eq!(first["Metadata"]["n"], "\"1\"", "JSON body hoisted");
+}
+
+#[tokio::test]
+async fn a_killed_and_restarted_dev_host_still_delivers_the_messages_it_held() {
+    let app = service_bus_app(json!({}));
+    app.set_behaviour(json!({"Work": {"hang": true}}));
+    let home = tempfile::tempdir().expect("tmp");
+    let mut dev = Dev::start(app.path(), home.path(), &["--lock-duration", "2"]).await;
+    let bus = LocalBus::new(home.path().join("bus"));
+    for i in 0..3 {
+        bus.send_to_queue(
+            "work",
+            OutgoingMessage {
+                body: format!("{{\"i\":{i}}}"),
+                message_id: Some(format!("held-{i}")),
+                ..Default::default()
+            },
+        )
+        .expect("send");
+    }
+    assert!(
+        eventually(WAIT, || app.invocations("Work").len() == 3).await,
+        "all three are in flight"
+    );
+    dev.crash();
+    app.set_behaviour(json!({}));
+    let _dev = Dev::start(app.path(), home.path(), &["--lock-duration", "2"]).await;
+    assert!(
+        eventually(WAIT, || bus
+            .active("work")
+            .map(|a| a.is_empty())
+            .unwrap_or(false))
+        .await,
+        "every held message completed"
+    );
+    let redelivered: Vec<(String, String)> = app.invocations("Work")[3..]
+        .iter()
+        .map(|i| {
+            (
+                undouble(&i["body"]["Metadata"]["MessageId"]),
+                i["body"]["Metadata"]["DeliveryCount"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned(),
+            )
+        })
+        .collect();
+    let mut ids: Vec<&str> = redelivered.iter().map(|(id, _)| id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["held-0", "held-1", "held-2"]);
+    assert!(redelivered.iter().all(|(_, c)| c == "2"), "{redelivered:?}");
+    assert!(bus.dead_letters("work").expect("dlq").is_empty());
+}
+
+#[tokio::test]
+async fn a_timer_missed_during_downtime_runs_once_with_is_past_due() {
+    let app = RecorderApp::new(
+        &[(
+            "Nightly",
+            json!({"bindings": [{"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": "0 0 0 1 1 *", "useMonitor": true}]}),
+        )],
+        json!({}),
+    );
+    let home = tempfile::tempdir().expect("tmp");
+    let status = home
+        .path()
+        .join("storage/azure-webjobs-hosts/timers/fthub-local/Host.Functions.Nightly/status");
+    let mut dev = Dev::start(app.path(), home.path(), &[]).await;
+    assert!(
+        eventually(WAIT, || status.is_file()).await,
+        "the schedule monitor records its status"
+    );
+    let recorded: Value =
+        serde_json::from_slice(&std::fs::read(&status).expect("status")).expect("json");
+    assert!(
+        recorded["Next"]
+            .as_str()
+            .expect("next")
+            .ends_with("-01-01T00:00:00Z"),
+        "{recorded}"
+    );
+    assert!(app.invocations("Nightly").is_empty(), "nothing was due");
+    dev.crash();
+
+    // Downtime spanning an occurrence: the recorded Next is now in the past.
+    let missed = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let past =
+        json!({"Last": recorded["Last"], "Next": missed, "LastUpdated": recorded["LastUpdated"]});
+    std::fs::write(&status, past.to_string()).expect("rewind");
+    let _dev = Dev::start(app.path(), home.path(), &[]).await;
+    assert!(eventually(WAIT, || app.invocations("Nightly").len() == 1).await);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let runs = app.invocations("Nightly");
+    assert_eq!(
+        runs.len(),
+        1,
+        "missed occurrences are not replayed one by one"
+    );
+    let timer = &runs[0]["body"]["Data"]["timer"];
+    assert_eq!(timer["IsPastDue"], true);
+    assert!(timer["ScheduleStatus"]["Next"].is_string());
+    let after: Value =
+        serde_json::from_slice(&std::fs::read(&status).expect("status")).expect("json");
+    assert_ne!(after["Next"], json!(missed), "the status moved on");
+}
+
+#[tokio::test]
+async fn http_requests_reach_http_functions_in_the_hosts_request_envelope_and_outputs_are_delivered()
+ {
+    let app = RecorderApp::new(
+        &[(
+            "Order",
+            json!({"bindings": [
+                {"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["post"], "route": "orders/{id:int}", "authLevel": "function"},
+                {"type": "http", "direction": "out", "name": "res"},
+                {"type": "serviceBus", "direction": "out", "name": "shipped", "queueName": "shipped", "dataType": "binary"},
+                {"type": "serviceBus", "direction": "out", "name": "raw", "queueName": "raw"}
+            ]}),
+        )],
+        json!({}),
+    );
+    app.set_behaviour(json!({"Order": {"outputs": {
+        "res": {"statusCode": 201, "status": 418, "body": "created", "headers": {"X-Order": "5", "Content-Type": "text/plain"}},
+        "shipped": ["a b", {"k": 1}],
+        "raw": "test"
+    }}}));
+    let home = tempfile::tempdir().expect("tmp");
+    let dev = Dev::start(app.path(), home.path(), &[]).await;
+    let r = dev
+        .client
+        .post(dev.url("/api/orders/5?x=1&x=2&code=secret"))
+        .header("Content-Type", "application/json")
+        .body(r#"{"id":1005,"quantity":2}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        r.status().as_u16(),
+        201,
+        "statusCode wins, status is ignored"
+    );
+    assert_eq!(r.headers()["x-order"], "5");
+    assert_eq!(r.text().await.expect("body"), "created");
+
+    let inv = &app.invocations("Order")[0]["body"];
+    let req = &inv["Data"]["req"];
+    assert_eq!(req["Method"], "POST");
+    assert_eq!(req["Query"]["x"], "1,2");
+    assert_eq!(req["Params"]["id"], "5");
+    assert_eq!(req["Headers"]["Content-Type"], json!(["application/json"]));
+    assert_eq!(req["Body"], r#"{"id":1005,"quantity":2}"#);
+    assert_eq!(inv["Metadata"]["x"], "\"1,2\"");
+    assert!(
+        inv["Metadata"].get("code").is_none(),
+        "the function key is not copied into metadata"
+    );
+    assert_eq!(inv["Metadata"]["quantity"], "\"2\"");
+    assert_eq!(
+        inv["Metadata"]["id"], "\"1005\"",
+        "a hoisted body property overwrites the route value"
+    );
+
+    let bus = LocalBus::new(home.path().join("bus"));
+    let shipped: Vec<String> = bus
+        .active("shipped")
+        .expect("shipped")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        shipped,
+        ["a b", "{\n  \"k\": 1\n}"],
+        "one message per array element, objects pretty-printed"
+    );
+    let raw: Vec<String> = bus
+        .active("raw")
+        .expect("raw")
+        .into_iter()
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(
+        raw,
+        ["System.Byte[]"],
+        "without dataType binary the host base64-decodes text"
+    );
+
+    let missing = dev
+        .client
+        .get(dev.url("/api/orders/5"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(
+        missing.status().as_u16(),
+        404,
+        "GET is not an allowed method"
+    );
+}
+
+#[tokio::test]
+async fn the_dev_host_runs_the_real_handler_for_the_repository_app() {
+    let home = tempfile::tempdir().expect("tmp");
+    let dev = Dev::start(&common::repo(), home.path(), &[]).await;
+    let r = dev
+        .client
+        .get(dev.url("/api/status/health"))
+        .send()
+        .await
+        .expect("status");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["service"], "fthub");
+    assert_eq!(body["functions"].as_array().expect("functions").len(), 8);
+
+    let blob = home.path().join("storage/datasets/acme/train.jsonl");
+    std::fs::create_dir_all(blob.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&blob, b"{\"messages\":[]}\n").expect("drop");
+    let receipts = home
+        .path()
+        .join("storage/azure-webjobs-hosts/blobreceipts/fthub-local/Host.Functions.DatasetArrived");
+    let complete = || {
+        walk(&receipts).iter().any(|p| {
+            p.ends_with("datasets/acme/train.jsonl")
+                && std::fs::read(p)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                    .is_some_and(|v| v["Complete"] == true)
+        })
+    };
+    assert!(
+        eventually(WAIT, complete).await,
+        "the handler accepted the BlobCreated event"
+    );
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
+        }
+    }
+    out
+}

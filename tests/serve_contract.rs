@@ -1,0 +1,217 @@
+//! `fthub serve` driven over real HTTP with envelopes built by the host's rules
+//! (reference/functions-contract.md §2–3): double-encoded strings, stringly numbers,
+//! Event Grid, Service Bus, timer and HTTP payloads, and malformed ones.
+
+mod common;
+
+use common::{Serve, fixture};
+use serde_json::{Value, json};
+
+fn rejection_records(home: &std::path::Path) -> Vec<Value> {
+    let dir = home.join("storage/audit/rejections");
+    let mut out = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json"));
+            }
+        }
+    }
+    out
+}
+
+fn assert_envelope(v: &Value) {
+    assert!(v.get("Outputs").is_some_and(Value::is_object), "{v}");
+    assert!(v.get("Logs").is_some_and(Value::is_array), "{v}");
+    assert!(v.get("ReturnValue").is_some(), "{v}");
+}
+
+#[tokio::test]
+async fn the_readiness_probe_on_root_answers() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let r = s.client.get(s.url("/")).send().await.expect("get");
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn a_service_bus_message_with_double_encoded_metadata_succeeds_with_a_json_envelope() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, ctype, body) = s
+        .invoke(
+            "EvaluateCandidate",
+            fixture("service_bus_training_completed.json"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(ctype.starts_with("application/json"), "{ctype}");
+    assert_envelope(&body);
+    let log = body["Logs"][0].as_str().expect("log");
+    assert!(
+        log.contains("a1b2c3") && log.contains("delivery 1"),
+        "decoded MessageId and DeliveryCount: {log}"
+    );
+    assert!(rejection_records(home.path()).is_empty());
+}
+
+#[tokio::test]
+async fn a_service_bus_body_that_is_not_json_is_rejected_once_and_recorded() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s
+        .invoke("EvaluateCandidate", fixture("service_bus_not_json.json"))
+        .await;
+    assert_eq!(status, 200, "terminal failures are not retried");
+    let note: Value = serde_json::from_str(
+        body["Outputs"]["notifications"]
+            .as_str()
+            .expect("notification text"),
+    )
+    .expect("json");
+    assert_eq!(note["type"], "invocation.rejected");
+    assert_eq!(note["kind"], "malformed_payload");
+    let records = rejection_records(home.path());
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["function"], "EvaluateCandidate");
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_an_envelope_is_rejected_not_retried() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s.invoke("ApplyApproval", "this is not json").await;
+    assert_eq!(status, 200);
+    assert_envelope(&body);
+    assert!(
+        body["Outputs"]["notifications"]
+            .as_str()
+            .expect("note")
+            .contains("bad_envelope")
+    );
+    assert_eq!(rejection_records(home.path())[0]["kind"], "bad_envelope");
+}
+
+#[tokio::test]
+async fn a_blob_created_event_for_a_manifest_is_accepted() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s
+        .invoke("DatasetArrived", fixture("event_grid_blob_created.json"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["Logs"][0]
+            .as_str()
+            .expect("log")
+            .contains("datasets/acme/s1/manifest.json (0x8D4BCC2E4835CD0)")
+    );
+    assert!(body["Outputs"].as_object().expect("outputs").is_empty());
+}
+
+#[tokio::test]
+async fn events_for_other_types_or_escaping_blob_names_are_rejected_with_a_reason() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s
+        .invoke("DatasetArrived", fixture("event_grid_blob_deleted.json"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["Outputs"]["notifications"]
+            .as_str()
+            .expect("note")
+            .contains("unsupported_event")
+    );
+    let (status, _, body) = s
+        .invoke("DatasetArrived", fixture("event_grid_path_traversal.json"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        body["Outputs"]["notifications"]
+            .as_str()
+            .expect("note")
+            .contains("invalid_dataset_path")
+    );
+    assert_eq!(rejection_records(home.path()).len(), 2);
+}
+
+#[tokio::test]
+async fn a_past_due_timer_with_sentinel_dates_runs() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s.invoke("KeepWarm", fixture("timer_past_due.json")).await;
+    assert_eq!(status, 200);
+    assert!(
+        body["Logs"][0]
+            .as_str()
+            .expect("log")
+            .contains("past due: true")
+    );
+}
+
+#[tokio::test]
+async fn the_status_api_answers_through_the_http_output_binding() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s.invoke("Status", fixture("http_status_get.json")).await;
+    assert_eq!(status, 200);
+    let res = &body["Outputs"]["res"];
+    assert_eq!(res["statusCode"], 200);
+    let inner: Value =
+        serde_json::from_str(res["body"].as_str().expect("text body")).expect("json");
+    assert_eq!(inner["functions"].as_array().expect("functions").len(), 8);
+}
+
+#[tokio::test]
+async fn a_bad_http_request_answers_its_caller_400_and_the_host_200() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, _, body) = s
+        .invoke("SubmitRun", fixture("http_submit_run_bad_body.json"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["Outputs"]["res"]["statusCode"], 400);
+}
+
+#[tokio::test]
+async fn bodies_larger_than_axums_default_limit_are_accepted() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let big = "x".repeat(3 * 1024 * 1024);
+    let env = json!({"Data": {"message": serde_json::to_string(&json!({"payload": big}).to_string()).expect("enc")},
+                     "Metadata": {"DeliveryCount": "1", "MessageId": "\"big\""}});
+    let (status, _, _) = s.invoke("PromoteOnEvaluation", env.to_string()).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn an_unknown_function_gets_a_404_with_a_json_body() {
+    let home = tempfile::tempdir().expect("tmp");
+    let s = Serve::start(home.path()).await;
+    let (status, ctype, body) = s.invoke("NoSuchFunction", "{}").await;
+    assert_eq!(status, 404);
+    assert!(ctype.starts_with("application/json"));
+    assert_envelope(&body);
+}
+
+#[tokio::test]
+async fn a_rejection_that_cannot_be_recorded_fails_with_500_so_the_host_retries() {
+    let home = tempfile::tempdir().expect("tmp");
+    // Storage that cannot be written: the home's storage path is a file.
+    std::fs::write(home.path().join("storage"), b"not a directory").expect("write");
+    let s = Serve::start(home.path()).await;
+    let (status, ctype, body) = s
+        .invoke("EvaluateCandidate", fixture("service_bus_not_json.json"))
+        .await;
+    assert_eq!(status, 500);
+    assert!(ctype.starts_with("application/json"));
+    assert_envelope(&body);
+}
