@@ -15,6 +15,7 @@
 //! - [`server`]: `fthub serve`, the handler process the Functions host starts.
 
 pub mod adapters;
+pub mod commands;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -23,4 +24,5 @@ pub mod host;
 pub mod local;
 pub mod ports;
 pub mod server;
+pub mod services;
 pub mod telemetry;

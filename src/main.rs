@@ -19,6 +19,42 @@ enum Command {
     Serve,
     /// Run the local Functions host stand-in: the handler, triggers, bus and storage.
     Dev(DevArgs),
+    /// Validate fine-tuning datasets (exit 0 accepted, 1 rejected, 2 usage or I/O error).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ValidateArgs {
+    /// JSONL files; several are validated as one submission (train, validation, eval).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Base model (decides the encoding and the context length).
+    #[arg(long, default_value = fthub::domain::validation::tokens::DEFAULT_MODEL)]
+    model: String,
+    /// Training method.
+    #[arg(long, value_enum, default_value_t = MethodArg::Supervised)]
+    method: MethodArg,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = fthub::commands::validate::Format::Text)]
+    format: fthub::commands::validate::Format,
+    /// Write validation.json and validation.md into this directory.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Policy file (JSON): compliance actions, BOM, limits.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// Epochs, as the manifest's n_epochs (default: the cookbook's rule).
+    #[arg(long)]
+    epochs: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum MethodArg {
+    Supervised,
+    Dpo,
 }
 
 #[derive(Debug, clap::Args)]
@@ -42,14 +78,33 @@ struct DevArgs {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    fthub::telemetry::init();
     let cli = Cli::parse();
+    // `validate` writes its report to stdout; only the long-running commands log there.
+    if matches!(cli.command, Command::Serve | Command::Dev(_)) {
+        fthub::telemetry::init();
+    }
     match cli.command {
         Command::Serve => {
             let config = fthub::config::ServeConfig::from_env().context("reading settings")?;
             fthub::server::serve(config)
                 .await
                 .context("serving the handler")
+        }
+        Command::Validate(a) => {
+            let code = fthub::commands::validate::run(fthub::commands::validate::Args {
+                files: a.files,
+                model: a.model,
+                method: match a.method {
+                    MethodArg::Supervised => fthub::domain::validation::Method::Supervised,
+                    MethodArg::Dpo => fthub::domain::validation::Method::Dpo,
+                },
+                format: a.format,
+                report: a.report,
+                policy: a.policy,
+                epochs: a.epochs,
+                threads: a.threads,
+            });
+            std::process::exit(code)
         }
         Command::Dev(a) => {
             let opts = fthub::local::DevOptions {

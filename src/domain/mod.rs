@@ -2,3 +2,4 @@
 
 pub mod blob_name;
 pub mod dataset_path;
+pub mod validation;

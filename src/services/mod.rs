@@ -1,0 +1,3 @@
+//! Services sequence effects through ports; handlers and the CLI call them.
+
+pub mod validation;
