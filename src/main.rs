@@ -19,8 +19,21 @@ enum Command {
     Serve,
     /// Run the local Functions host stand-in: the handler, triggers, bus and storage.
     Dev(DevArgs),
+    /// Run the Azure OpenAI emulator (Hub and Spoke accounts, data plane and ARM).
+    Emulator(EmulatorArgs),
     /// Validate fine-tuning datasets (exit 0 accepted, 1 rejected, 2 usage or I/O error).
     Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EmulatorArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 7072)]
+    port: u16,
+    /// JSON file with the accounts (`[{name, region, subscription, resource_group, tenant}]`);
+    /// default: the built-in local topology.
+    #[arg(long)]
+    accounts: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -74,13 +87,19 @@ struct DevArgs {
     /// How often watched containers are scanned for new blobs, in milliseconds.
     #[arg(long, default_value_t = 500)]
     scan_interval_ms: u64,
+    /// Port of the built-in Azure OpenAI emulator (0 picks a free one).
+    #[arg(long, default_value_t = 7072)]
+    emulator_port: u16,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // `validate` writes its report to stdout; only the long-running commands log there.
-    if matches!(cli.command, Command::Serve | Command::Dev(_)) {
+    if matches!(
+        cli.command,
+        Command::Serve | Command::Dev(_) | Command::Emulator(_)
+    ) {
         fthub::telemetry::init();
     }
     match cli.command {
@@ -106,6 +125,21 @@ async fn main() -> anyhow::Result<()> {
             });
             std::process::exit(code)
         }
+        Command::Emulator(a) => {
+            let accounts = match a.accounts {
+                Some(p) => {
+                    let text = std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_str(&text)
+                        .with_context(|| format!("parsing {}", p.display()))?
+                }
+                None => fthub::local::emulator::builtin_accounts(),
+            };
+            let emu = fthub::local::emulator::Emulator::new(accounts, Default::default());
+            fthub::local::emulator::serve(a.port, emu)
+                .await
+                .context("running the emulator")
+        }
         Command::Dev(a) => {
             let opts = fthub::local::DevOptions {
                 app: a.app,
@@ -113,6 +147,7 @@ async fn main() -> anyhow::Result<()> {
                 http_port: a.port,
                 lock_duration: std::time::Duration::from_secs(a.lock_duration.max(1)),
                 scan_interval: std::time::Duration::from_millis(a.scan_interval_ms.max(10)),
+                emulator_port: Some(a.emulator_port),
             };
             fthub::local::run(opts)
                 .await

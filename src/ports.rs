@@ -150,3 +150,195 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         condition: Condition,
     ) -> Result<bool, BlobError>;
 }
+
+/// Failures talking to Azure OpenAI (data plane, ARM, inference).
+#[derive(Debug, thiserror::Error)]
+pub enum AoaiError {
+    /// The service answered with an error status.
+    #[error("{operation}: HTTP {status} {code}: {message}")]
+    Http {
+        /// What was being done.
+        operation: String,
+        /// Status code.
+        status: u16,
+        /// Service error code (`tooManyRequests`, `jsonlValidationFailed`, …).
+        code: String,
+        /// Service message.
+        message: String,
+        /// Server-requested delay (`retry-after-ms`, `x-ms-retry-after-ms`, `retry-after`).
+        retry_after: Option<std::time::Duration>,
+    },
+    /// No HTTP answer: connection refused or reset, or a timeout.
+    #[error("{operation}: no answer from the service")]
+    Transport {
+        /// What was being done.
+        operation: String,
+        /// Cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An answer that is not the documented shape.
+    #[error("{operation}: unexpected response: {detail}")]
+    Decode {
+        /// What was being done.
+        operation: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// Retries ran out of attempts or time; the last failure is the source.
+    #[error("{operation}: gave up after {attempts} attempts in {elapsed_ms} ms")]
+    Exhausted {
+        /// What was being done.
+        operation: String,
+        /// Attempts made.
+        attempts: usize,
+        /// Time spent.
+        elapsed_ms: u64,
+        /// The last failure.
+        #[source]
+        last: Box<AoaiError>,
+    },
+    /// No credential could be obtained.
+    #[error("no credential for {scope}: {reason}")]
+    Auth {
+        /// Token scope.
+        scope: String,
+        /// Why.
+        reason: String,
+    },
+    /// A long-running operation ended badly (a deployment in `Failed`, a file in `error`).
+    #[error("{operation} ended in state {state}: {detail}")]
+    Failed {
+        /// What was being done.
+        operation: String,
+        /// Final state.
+        state: String,
+        /// Details from the service.
+        detail: String,
+    },
+    /// Reading the dataset to upload failed.
+    #[error("reading the upload failed")]
+    Blob(#[from] BlobError),
+}
+
+impl AoaiError {
+    /// Whether another attempt could succeed: 408, 409, 429, 5xx and no-answer failures.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            AoaiError::Http { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
+            AoaiError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+    /// The delay the service asked for.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            AoaiError::Http { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
+impl Classify for AoaiError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            AoaiError::Http { .. } | AoaiError::Transport { .. } if self.is_transient() => {
+                ErrorClass::Retryable
+            }
+            AoaiError::Exhausted { .. } | AoaiError::Auth { .. } => ErrorClass::Retryable,
+            AoaiError::Blob(e) => e.class(),
+            _ => ErrorClass::Terminal,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            AoaiError::Http { status: 429, .. } => "aoai_throttled",
+            AoaiError::Http { .. } => "aoai_http",
+            AoaiError::Transport { .. } => "aoai_unreachable",
+            AoaiError::Decode { .. } => "aoai_bad_response",
+            AoaiError::Exhausted { .. } => "aoai_retries_exhausted",
+            AoaiError::Auth { .. } => "aoai_auth",
+            AoaiError::Failed { .. } => "aoai_operation_failed",
+            AoaiError::Blob(_) => "upload_source",
+        }
+    }
+}
+
+use crate::domain::aoai::{
+    ChatRequest, ChatResult, Checkpoint, CreateJob, Deployment, DeploymentSpec, FileObject, Job,
+    JobEvent, Page,
+};
+
+/// The Hub's fine-tuning data plane.
+#[async_trait]
+pub trait Hub: Send + Sync + fmt::Debug {
+    /// Uploads a blob as a fine-tuning file (multipart, streamed).
+    async fn upload_file(
+        &self,
+        filename: &str,
+        store: &dyn BlobStore,
+        container: &str,
+        name: &str,
+    ) -> Result<FileObject, AoaiError>;
+    /// Imports a file from a URL (e.g. a blob SAS URL).
+    async fn import_file(&self, filename: &str, content_url: &str)
+    -> Result<FileObject, AoaiError>;
+    /// Reads a file's status.
+    async fn get_file(&self, id: &str) -> Result<FileObject, AoaiError>;
+    /// Downloads a file's content (e.g. `results.csv`).
+    async fn file_content(&self, id: &str) -> Result<Vec<u8>, AoaiError>;
+    /// Creates a fine-tuning job.
+    async fn create_job(&self, job: &CreateJob) -> Result<Job, AoaiError>;
+    /// Reads a job.
+    async fn get_job(&self, id: &str) -> Result<Job, AoaiError>;
+    /// Lists jobs, newest first.
+    async fn list_jobs(&self, after: Option<&str>, limit: u32) -> Result<Page<Job>, AoaiError>;
+    /// Cancels a job.
+    async fn cancel_job(&self, id: &str) -> Result<Job, AoaiError>;
+    /// One page of a job's events.
+    async fn list_events(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<JobEvent>, AoaiError>;
+    /// One page of a job's checkpoints.
+    async fn list_checkpoints(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Checkpoint>, AoaiError>;
+}
+
+/// ARM deployments on any account (Hub or Spoke).
+#[async_trait]
+pub trait Deployments: Send + Sync + fmt::Debug {
+    /// Creates or updates a deployment and waits until provisioning is terminal. For a
+    /// cross-tenant source, `auxiliary_tenant` names the source's tenant.
+    async fn put(
+        &self,
+        account_id: &str,
+        name: &str,
+        spec: &DeploymentSpec,
+        auxiliary_tenant: Option<&str>,
+    ) -> Result<Deployment, AoaiError>;
+    /// Reads a deployment; `None` when it does not exist.
+    async fn get(&self, account_id: &str, name: &str) -> Result<Option<Deployment>, AoaiError>;
+    /// Every deployment of an account (following `nextLink`).
+    async fn list(&self, account_id: &str) -> Result<Vec<Deployment>, AoaiError>;
+    /// Deletes a deployment; `false` when it was already gone.
+    async fn delete(&self, account_id: &str, name: &str) -> Result<bool, AoaiError>;
+}
+
+/// Chat completions on a deployment of one account.
+#[async_trait]
+pub trait Inference: Send + Sync + fmt::Debug {
+    /// Calls the deployment. `model` decides `max_tokens` vs `max_completion_tokens`.
+    async fn chat(
+        &self,
+        deployment: &str,
+        model: &str,
+        req: &ChatRequest,
+    ) -> Result<ChatResult, AoaiError>;
+}

@@ -1,3 +1,4 @@
 //! Implementations of the [`crate::ports`] traits.
 
+pub mod azure;
 pub mod local;

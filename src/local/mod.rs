@@ -8,6 +8,7 @@
 //! go to the local bus and blob store ([`outputs`]).
 
 pub mod app;
+pub mod emulator;
 pub mod eventgrid;
 pub mod http;
 pub mod outputs;
@@ -43,6 +44,8 @@ pub struct DevOptions {
     pub lock_duration: Duration,
     /// Blob scan interval.
     pub scan_interval: Duration,
+    /// Port of the built-in Azure OpenAI emulator; `None` runs none.
+    pub emulator_port: Option<u16>,
 }
 
 /// Failures that stop `fthub dev`.

@@ -146,7 +146,14 @@ impl Dev {
             .arg(app)
             .arg("--home")
             .arg(home)
-            .args(["--port", &port.to_string(), "--scan-interval-ms", "100"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--scan-interval-ms",
+                "100",
+                "--emulator-port",
+                "0",
+            ])
             .args(extra)
             .env(
                 "FTHUB_LOG",

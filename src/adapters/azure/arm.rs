@@ -1,0 +1,244 @@
+//! ARM deployments on Azure OpenAI accounts (Hub and Spokes, any subscription or tenant).
+//!
+//! PUT is a long-running operation: when the answer carries `Azure-AsyncOperation` the
+//! operation resource is polled, otherwise the deployment is read until its
+//! `provisioningState` is terminal. Cross-tenant PUTs carry the source tenant's token in
+//! `x-ms-authorization-auxiliary`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use super::{ARM_SCOPE, Http, TokenSource};
+use crate::domain::aoai::{Deployment, DeploymentSpec, is_terminal_provisioning};
+use crate::ports::{AoaiError, Deployments};
+
+/// The ARM API version for deployments.
+pub const ARM_API_VERSION: &str = "2024-10-01";
+
+/// ARM client.
+#[derive(Debug, Clone)]
+pub struct Arm {
+    http: Http,
+    base: String,
+    api_version: String,
+    tokens: std::sync::Arc<dyn TokenSource>,
+    poll_interval: Duration,
+    max_wait: Duration,
+}
+
+impl Arm {
+    /// `base` is `https://management.azure.com` (or the emulator's ARM base).
+    pub fn new(http: Http, base: &str, tokens: std::sync::Arc<dyn TokenSource>) -> Self {
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            api_version: ARM_API_VERSION.to_owned(),
+            tokens,
+            poll_interval: Duration::from_secs(5),
+            max_wait: Duration::from_secs(15 * 60),
+        }
+    }
+
+    /// Sets how often and how long long-running operations are polled.
+    pub fn with_polling(mut self, interval: Duration, max_wait: Duration) -> Self {
+        self.poll_interval = interval;
+        self.max_wait = max_wait;
+        self
+    }
+
+    fn deployment_url(&self, account_id: &str, name: Option<&str>) -> String {
+        let id = account_id.trim_end_matches('/');
+        match name {
+            Some(n) => format!("{}{id}/deployments/{n}", self.base),
+            None => format!("{}{id}/deployments", self.base),
+        }
+    }
+
+    async fn authed(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        with_version: bool,
+    ) -> Result<reqwest::RequestBuilder, AoaiError> {
+        let mut req = self.http.client().request(method, url);
+        if with_version {
+            req = req.query(&[("api-version", self.api_version.as_str())]);
+        }
+        Ok(req.bearer_auth(self.tokens.token(ARM_SCOPE, None).await?.expose()))
+    }
+
+    async fn wait_for(
+        &self,
+        operation: &str,
+        async_url: Option<String>,
+        account_id: &str,
+        name: &str,
+    ) -> Result<Deployment, AoaiError> {
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        if let Some(url) = async_url {
+            loop {
+                let op: Value = self
+                    .http
+                    .json(operation, || async {
+                        self.authed(reqwest::Method::GET, &url, false).await
+                    })
+                    .await?;
+                let status = op
+                    .get("status")
+                    .and_then(Value::as_str)
+                    .unwrap_or("InProgress")
+                    .to_owned();
+                if is_terminal_provisioning(&status) {
+                    if status != "Succeeded" {
+                        let detail = op
+                            .pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_owned();
+                        return Err(AoaiError::Failed {
+                            operation: operation.into(),
+                            state: status,
+                            detail,
+                        });
+                    }
+                    break;
+                }
+                if tokio::time::Instant::now() > deadline {
+                    return Err(AoaiError::Failed {
+                        operation: operation.into(),
+                        state: status,
+                        detail: "still running at the wait limit".into(),
+                    });
+                }
+                tokio::time::sleep(self.poll_interval).await;
+            }
+        }
+        // Confirm with the deployment itself (also the only signal when no operation URL came back).
+        loop {
+            let Some(d) = self.get(account_id, name).await? else {
+                return Err(AoaiError::Failed {
+                    operation: operation.into(),
+                    state: "NotFound".into(),
+                    detail: "the deployment vanished".into(),
+                });
+            };
+            let state = d
+                .properties
+                .provisioning_state
+                .clone()
+                .unwrap_or_else(|| "Succeeded".into());
+            if state == "Succeeded" {
+                return Ok(d);
+            }
+            if is_terminal_provisioning(&state) {
+                return Err(AoaiError::Failed {
+                    operation: operation.into(),
+                    state,
+                    detail: String::new(),
+                });
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(AoaiError::Failed {
+                    operation: operation.into(),
+                    state,
+                    detail: "still provisioning at the wait limit".into(),
+                });
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Deployments for Arm {
+    async fn put(
+        &self,
+        account_id: &str,
+        name: &str,
+        spec: &DeploymentSpec,
+        auxiliary_tenant: Option<&str>,
+    ) -> Result<Deployment, AoaiError> {
+        let url = self.deployment_url(account_id, Some(name));
+        let body = spec.body();
+        let operation = format!("deploy {name}");
+        let resp = self
+            .http
+            .send(&operation, || async {
+                let mut req = self
+                    .authed(reqwest::Method::PUT, &url, true)
+                    .await?
+                    .json(&body);
+                if let Some(t) = auxiliary_tenant {
+                    let aux = self.tokens.token(ARM_SCOPE, Some(t)).await?;
+                    req = req.header(
+                        "x-ms-authorization-auxiliary",
+                        format!("Bearer {}", aux.expose()),
+                    );
+                }
+                Ok(req)
+            })
+            .await?;
+        let async_url = resp
+            .headers()
+            .get("azure-asyncoperation")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.wait_for(&operation, async_url, account_id, name).await
+    }
+
+    async fn get(&self, account_id: &str, name: &str) -> Result<Option<Deployment>, AoaiError> {
+        let url = self.deployment_url(account_id, Some(name));
+        match self
+            .http
+            .json::<Deployment, _, _>("get deployment", || async {
+                self.authed(reqwest::Method::GET, &url, true).await
+            })
+            .await
+        {
+            Ok(d) => Ok(Some(d)),
+            Err(AoaiError::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, account_id: &str) -> Result<Vec<Deployment>, AoaiError> {
+        let mut out = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let (url, versioned) = match &next {
+                Some(n) => (n.clone(), false),
+                None => (self.deployment_url(account_id, None), true),
+            };
+            let page: Value = self
+                .http
+                .json("list deployments", || async {
+                    self.authed(reqwest::Method::GET, &url, versioned).await
+                })
+                .await?;
+            let items = page.get("value").cloned().unwrap_or(Value::Array(vec![]));
+            let batch: Vec<Deployment> =
+                serde_json::from_value(items).map_err(|e| AoaiError::Decode {
+                    operation: "list deployments".into(),
+                    detail: e.to_string(),
+                })?;
+            out.extend(batch);
+            match page.get("nextLink").and_then(Value::as_str) {
+                Some(n) if !n.is_empty() => next = Some(n.to_owned()),
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    async fn delete(&self, account_id: &str, name: &str) -> Result<bool, AoaiError> {
+        let url = self.deployment_url(account_id, Some(name));
+        let resp = self
+            .http
+            .send("delete deployment", || async {
+                self.authed(reqwest::Method::DELETE, &url, true).await
+            })
+            .await?;
+        Ok(resp.status().as_u16() != 204)
+    }
+}

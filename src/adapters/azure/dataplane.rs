@@ -1,0 +1,338 @@
+//! The Azure OpenAI data plane of one account: files, fine-tuning jobs, events,
+//! checkpoints, and chat completions — on the dated surface (`/openai/...?api-version=`)
+//! or on `/openai/v1/...`.
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+
+use super::{Auth, COGNITIVE_SCOPE, Http};
+use crate::domain::aoai::{
+    ChatRequest, ChatResult, Checkpoint, CreateJob, FileObject, Job, JobEvent, Page,
+    TrainingMethod, Usage, uses_max_completion_tokens,
+};
+use crate::ports::{AoaiError, BlobStore, Hub, Inference};
+
+/// The GA dated API version.
+pub const GA_API_VERSION: &str = "2024-10-21";
+
+/// Which URL surface to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Surface {
+    /// `/openai/{path}?api-version={version}` (GA `2024-10-21`, or a preview).
+    Dated(String),
+    /// `/openai/v1/{path}`.
+    V1,
+}
+
+/// One account's data plane.
+#[derive(Debug, Clone)]
+pub struct DataPlane {
+    http: Http,
+    endpoint: String,
+    surface: Surface,
+    auth: Auth,
+}
+
+impl DataPlane {
+    /// `endpoint` is `https://{resource}.openai.azure.com` (or the emulator's
+    /// `http://127.0.0.1:PORT/{account}`).
+    pub fn new(http: Http, endpoint: &str, surface: Surface, auth: Auth) -> Self {
+        Self {
+            http,
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            surface,
+            auth,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        match &self.surface {
+            Surface::Dated(_) => format!("{}/openai/{path}", self.endpoint),
+            Surface::V1 => format!("{}/openai/v1/{path}", self.endpoint),
+        }
+    }
+
+    fn preview_shapes(&self) -> bool {
+        match &self.surface {
+            Surface::Dated(v) => v.contains("preview"),
+            Surface::V1 => true,
+        }
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::RequestBuilder, AoaiError> {
+        let mut req = self.http.client().request(method, self.url(path));
+        if let Surface::Dated(v) = &self.surface {
+            req = req.query(&[("api-version", v.as_str())]);
+        }
+        if !query.is_empty() {
+            req = req.query(query);
+        }
+        self.auth.apply(req, COGNITIVE_SCOPE).await
+    }
+
+    fn page_query(after: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {
+        let mut q = vec![("limit", limit.to_string())];
+        if let Some(a) = after {
+            q.push(("after", a.to_owned()));
+        }
+        q
+    }
+
+    /// The create-job body for this surface: top-level `hyperparameters` on the GA dated
+    /// API, `method.{type}.hyperparameters` on v1 and previews.
+    pub fn job_body(&self, job: &CreateJob) -> Value {
+        let mut body = json!({"model": job.model, "training_file": job.training_file});
+        if let Some(v) = &job.validation_file {
+            body["validation_file"] = json!(v);
+        }
+        if let Some(s) = &job.suffix {
+            body["suffix"] = json!(s);
+        }
+        if let Some(s) = job.seed {
+            body["seed"] = json!(s);
+        }
+        let hp = serde_json::to_value(&job.hyperparameters).unwrap_or(Value::Null);
+        let kind = match job.method {
+            TrainingMethod::Supervised => "supervised",
+            TrainingMethod::Dpo => "dpo",
+        };
+        if self.preview_shapes() {
+            body["method"] = json!({"type": kind, kind: {"hyperparameters": hp}});
+        } else {
+            body["hyperparameters"] = hp;
+            if job.method == TrainingMethod::Dpo {
+                body["method"] = json!({"type": "dpo"});
+            }
+        }
+        body
+    }
+}
+
+#[async_trait]
+impl Hub for DataPlane {
+    async fn upload_file(
+        &self,
+        filename: &str,
+        store: &dyn BlobStore,
+        container: &str,
+        name: &str,
+    ) -> Result<FileObject, AoaiError> {
+        // Each attempt re-opens the blob and streams it: the file is never held in memory.
+        self.http
+            .json("upload file", || async {
+                let (props, reader) = store.open(container, name).await?;
+                let stream = tokio_util::io::ReaderStream::new(reader);
+                let part = reqwest::multipart::Part::stream_with_length(
+                    reqwest::Body::wrap_stream(stream),
+                    props.content_length,
+                )
+                .file_name(filename.to_owned())
+                .mime_str("application/json")
+                .map_err(|e| AoaiError::Decode {
+                    operation: "upload file".into(),
+                    detail: e.to_string(),
+                })?;
+                let form = reqwest::multipart::Form::new()
+                    .text("purpose", "fine-tune")
+                    .part("file", part);
+                Ok(self
+                    .request(reqwest::Method::POST, "files", &[])
+                    .await?
+                    .multipart(form))
+            })
+            .await
+    }
+
+    async fn import_file(
+        &self,
+        filename: &str,
+        content_url: &str,
+    ) -> Result<FileObject, AoaiError> {
+        let body =
+            json!({"purpose": "fine-tune", "filename": filename, "content_url": content_url});
+        self.http
+            .json("import file", || async {
+                Ok(self
+                    .request(reqwest::Method::POST, "files/import", &[])
+                    .await?
+                    .json(&body))
+            })
+            .await
+    }
+
+    async fn get_file(&self, id: &str) -> Result<FileObject, AoaiError> {
+        let path = format!("files/{id}");
+        self.http
+            .json("get file", || async {
+                self.request(reqwest::Method::GET, &path, &[]).await
+            })
+            .await
+    }
+
+    async fn file_content(&self, id: &str) -> Result<Vec<u8>, AoaiError> {
+        let path = format!("files/{id}/content");
+        let resp = self
+            .http
+            .send("download file", || async {
+                self.request(reqwest::Method::GET, &path, &[]).await
+            })
+            .await?;
+        let bytes = resp.bytes().await.map_err(|e| AoaiError::Transport {
+            operation: "download file".into(),
+            source: Box::new(e),
+        })?;
+        Ok(bytes.to_vec())
+    }
+
+    async fn create_job(&self, job: &CreateJob) -> Result<Job, AoaiError> {
+        if let Some(s) = &job.suffix {
+            crate::domain::aoai::check_suffix(s).map_err(|e| AoaiError::Decode {
+                operation: "create job".into(),
+                detail: e.into(),
+            })?;
+        }
+        let body = self.job_body(job);
+        self.http
+            .json("create fine-tuning job", || async {
+                Ok(self
+                    .request(reqwest::Method::POST, "fine_tuning/jobs", &[])
+                    .await?
+                    .json(&body))
+            })
+            .await
+    }
+
+    async fn get_job(&self, id: &str) -> Result<Job, AoaiError> {
+        let path = format!("fine_tuning/jobs/{id}");
+        self.http
+            .json("get fine-tuning job", || async {
+                self.request(reqwest::Method::GET, &path, &[]).await
+            })
+            .await
+    }
+
+    async fn list_jobs(&self, after: Option<&str>, limit: u32) -> Result<Page<Job>, AoaiError> {
+        let q = Self::page_query(after, limit);
+        self.http
+            .json("list fine-tuning jobs", || async {
+                self.request(reqwest::Method::GET, "fine_tuning/jobs", &q)
+                    .await
+            })
+            .await
+    }
+
+    async fn cancel_job(&self, id: &str) -> Result<Job, AoaiError> {
+        let path = format!("fine_tuning/jobs/{id}/cancel");
+        self.http
+            .json("cancel fine-tuning job", || async {
+                self.request(reqwest::Method::POST, &path, &[]).await
+            })
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<JobEvent>, AoaiError> {
+        let (path, q) = (
+            format!("fine_tuning/jobs/{id}/events"),
+            Self::page_query(after, limit),
+        );
+        self.http
+            .json("list job events", || async {
+                self.request(reqwest::Method::GET, &path, &q).await
+            })
+            .await
+    }
+
+    async fn list_checkpoints(
+        &self,
+        id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Page<Checkpoint>, AoaiError> {
+        let (path, q) = (
+            format!("fine_tuning/jobs/{id}/checkpoints"),
+            Self::page_query(after, limit),
+        );
+        self.http
+            .json("list job checkpoints", || async {
+                self.request(reqwest::Method::GET, &path, &q).await
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl Inference for DataPlane {
+    async fn chat(
+        &self,
+        deployment: &str,
+        model: &str,
+        req: &ChatRequest,
+    ) -> Result<ChatResult, AoaiError> {
+        let mut body = json!({"messages": req.messages});
+        if let Some(t) = req.temperature {
+            body["temperature"] = json!(t);
+        }
+        if let Some(m) = req.max_tokens {
+            let key = if uses_max_completion_tokens(model) {
+                "max_completion_tokens"
+            } else {
+                "max_tokens"
+            };
+            body[key] = json!(m);
+        }
+        let path = match self.surface {
+            Surface::Dated(_) => format!("deployments/{deployment}/chat/completions"),
+            Surface::V1 => {
+                body["model"] = json!(deployment);
+                "chat/completions".to_owned()
+            }
+        };
+        let started = std::sync::Mutex::new(Instant::now());
+        let resp: Value = self
+            .http
+            .json("chat completion", || async {
+                // Latency is that of the attempt that succeeded.
+                if let Ok(mut s) = started.lock() {
+                    *s = Instant::now();
+                }
+                Ok(self
+                    .request(reqwest::Method::POST, &path, &[])
+                    .await?
+                    .json(&body))
+            })
+            .await?;
+        let latency_ms = started
+            .lock()
+            .map(|s| s.elapsed().as_millis() as u64)
+            .unwrap_or_default();
+        let choice = resp.get("choices").and_then(|c| c.get(0));
+        Ok(ChatResult {
+            content: choice
+                .and_then(|c| c.pointer("/message/content"))
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            finish_reason: choice
+                .and_then(|c| c.get("finish_reason"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+            usage: resp
+                .get("usage")
+                .and_then(|u| serde_json::from_value::<Usage>(u.clone()).ok())
+                .unwrap_or_default(),
+            latency_ms,
+        })
+    }
+}
