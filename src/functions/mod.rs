@@ -67,6 +67,41 @@ pub async fn dispatch(
     })
 }
 
+/// Until the pipeline lands: decode a Service Bus trigger whose body must be a JSON object,
+/// log it, and return no outputs.
+pub(crate) fn acknowledge_message(
+    spec: &FunctionSpec,
+    inv: &Invocation,
+) -> Result<InvokeResponse, FunctionError> {
+    let msg = crate::host::trigger::ServiceBusMessage::decode(inv, spec.trigger)?;
+    let body = msg.json_object()?;
+    let message_id = msg.message_id.clone().unwrap_or_default();
+    tracing::info!(%message_id, delivery_count = msg.delivery_count, fields = body.len(), "Message received.");
+    Ok(InvokeResponse::default().log(format!(
+        "{} received message {message_id} (delivery {})",
+        spec.name, msg.delivery_count
+    )))
+}
+
+/// Until the pipeline lands: decode a timer trigger, log it, and return no outputs.
+pub(crate) fn acknowledge_timer(
+    spec: &FunctionSpec,
+    inv: &Invocation,
+) -> Result<InvokeResponse, FunctionError> {
+    let timer = crate::host::trigger::TimerInfo::decode(inv, spec.trigger)?;
+    let scheduled = timer
+        .schedule_status
+        .as_ref()
+        .and_then(|s| s.next)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default();
+    tracing::info!(is_past_due = timer.is_past_due, %scheduled, "Timer fired.");
+    Ok(InvokeResponse::default().log(format!(
+        "{} ran (past due: {})",
+        spec.name, timer.is_past_due
+    )))
+}
+
 /// An HTTP output binding value (`statusCode`, string headers, body as text so the host
 /// writes it verbatim).
 pub fn http_response(status: u16, body: &Value) -> Value {

@@ -9,7 +9,6 @@
 //!   `MaxDeliveryCount`, then dead-letters.
 
 use crate::error::FunctionError;
-use crate::host::trigger::ServiceBusMessage;
 use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
 
@@ -28,14 +27,7 @@ pub const SPEC: FunctionSpec = FunctionSpec {
 /// Handles one invocation.
 ///
 /// # Errors
-/// Terminal when the message is not a JSON object.
+/// Terminal when the trigger payload is malformed.
 pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
-    let msg = ServiceBusMessage::decode(inv, SPEC.trigger)?;
-    let body = msg.json_object()?;
-    let message_id = msg.message_id.clone().unwrap_or_default();
-    tracing::info!(%message_id, delivery_count = msg.delivery_count, fields = body.len(), "Message received.");
-    Ok(InvokeResponse::default().log(format!(
-        "{NAME} received message {message_id} (delivery {})",
-        msg.delivery_count
-    )))
+    super::acknowledge_message(&SPEC, inv)
 }

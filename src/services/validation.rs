@@ -13,7 +13,6 @@ use std::sync::mpsc::sync_channel;
 
 use serde::Serialize;
 
-use crate::domain::validation::policy::Action;
 use crate::domain::validation::report::{FileReport, Verdict};
 use crate::domain::validation::{Rules, Stats};
 use crate::ports::{BlobError, BlobStore};
@@ -247,11 +246,10 @@ pub fn submission(files: Vec<(String, Validated)>, rules: &Rules) -> SubmissionR
                 let what = format!(
                     "{shared} distinct examples of {name} also appear in the training file (leakage)"
                 );
-                match rules.policy.leakage {
-                    Action::Ignore => {}
-                    Action::Warn => warnings.push(what),
-                    Action::Reject => reasons.push(format!("{what} (rejected by policy)")),
-                }
+                rules
+                    .policy
+                    .leakage
+                    .route(what, &mut reasons, &mut warnings);
             }
         }
     }

@@ -29,6 +29,17 @@ pub enum Action {
     Reject,
 }
 
+impl Action {
+    /// Files `what` under the reasons (reject), the warnings (warn), or nowhere (ignore).
+    pub fn route(self, what: String, reasons: &mut Vec<String>, warnings: &mut Vec<String>) {
+        match self {
+            Action::Ignore => {}
+            Action::Warn => warnings.push(what),
+            Action::Reject => reasons.push(format!("{what} (rejected by policy)")),
+        }
+    }
+}
+
 /// Azure's file size limit for fine-tuning files.
 pub const AZURE_MAX_BYTES: u64 = 512 * 1024 * 1024;
 /// Azure's minimum number of training examples.

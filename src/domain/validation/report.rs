@@ -180,11 +180,10 @@ impl FileReport {
                 plural(f.count, "finding", "findings"),
                 class.name()
             );
-            match action {
-                Action::Ignore => continue,
-                Action::Warn => warnings.push(what),
-                Action::Reject => reasons.push(format!("{what} (rejected by policy)")),
+            if action == Action::Ignore {
+                continue;
             }
+            action.route(what, &mut reasons, &mut warnings);
             compliance.insert(
                 class.name().to_owned(),
                 ComplianceEntry {
@@ -199,11 +198,7 @@ impl FileReport {
                 "{} an earlier example",
                 examples(duplicates, "repeats", "repeat")
             );
-            match policy.duplicates {
-                Action::Ignore => {}
-                Action::Warn => warnings.push(what),
-                Action::Reject => reasons.push(format!("{what} (rejected by policy)")),
-            }
+            policy.duplicates.route(what, &mut reasons, &mut warnings);
         }
         if stats.examples_over_limit > 0 {
             warnings.push(format!(
