@@ -12,7 +12,17 @@ pub struct ServeConfig {
     pub port: u16,
     /// The local state directory: `FTHUB_HOME`, else `.fthub` in the working directory.
     pub home: PathBuf,
+    /// `FTHUB_TOPOLOGY`: the topology file (written by `scripts/package` in Azure); `None`
+    /// selects the built-in local topology.
+    pub topology: Option<PathBuf>,
 }
+
+/// Blob containers the pipeline reads and writes (declared in `infra/main.bicep`).
+pub const CONTAINERS: [&str; 4] = ["datasets", "reports", "state", "audit"];
+
+/// App settings the handler reads in Azure (declared in `infra/modules/functionapp.bicep`),
+/// besides the host's own connection settings.
+pub const AZURE_SETTINGS: [&str; 2] = ["FTHUB_TOPOLOGY", "FTHUB_LOG_FORMAT"];
 
 /// Default handler port when no host set one.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -43,7 +53,14 @@ impl ServeConfig {
         let home = get("FTHUB_HOME")
             .filter(|h| !h.is_empty())
             .map_or_else(|| PathBuf::from(DEFAULT_HOME), PathBuf::from);
-        Ok(Self { port, home })
+        let topology = get("FTHUB_TOPOLOGY")
+            .filter(|t| !t.is_empty())
+            .map(PathBuf::from);
+        Ok(Self {
+            port,
+            home,
+            topology,
+        })
     }
 
     /// The local blob store's root.

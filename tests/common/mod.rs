@@ -157,7 +157,7 @@ impl Dev {
             .args(extra)
             .env(
                 "FTHUB_LOG",
-                std::env::var("TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                std::env::var("TEST_LOG").unwrap_or_else(|_| "error".into()),
             )
             .env_remove("FTHUB_HOME")
             .process_group(0)

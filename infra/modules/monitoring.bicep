@@ -1,0 +1,30 @@
+// Log Analytics and workspace-based Application Insights for the function app.
+param name string
+param location string
+param tags object = {}
+
+resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${name}'
+  location: location
+  tags: tags
+  properties: {
+    sku: { name: 'PerGB2018' }
+    retentionInDays: 90
+  }
+}
+
+resource insights 'Microsoft.Insights/components@2020-02-02' = {
+  name: 'appi-${name}'
+  location: location
+  tags: tags
+  kind: 'web'
+  properties: {
+    Application_Type: 'web'
+    WorkspaceResourceId: workspace.id
+    DisableLocalAuth: true
+  }
+}
+
+output insightsConnectionString string = insights.properties.ConnectionString
+output insightsId string = insights.id
+output workspaceId string = workspace.id
