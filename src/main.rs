@@ -21,6 +21,83 @@ enum Command {
     Dev(DevArgs),
     /// Run the Azure OpenAI emulator (Hub and Spoke accounts, data plane and ARM).
     Emulator(EmulatorArgs),
+    /// Create an Ed25519 approver key: writes NAME.key (secret) and prints the public key
+    /// for the topology.
+    Keygen {
+        /// Approver name.
+        #[arg(long)]
+        name: String,
+        /// Directory for the key file.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+    /// Run the whole story locally: submit, validate, train, evaluate, promote with signed
+    /// approvals, keep warm. Exits 0 only if every step happened.
+    Demo {
+        /// The function app directory (the repository root).
+        #[arg(long, default_value = ".")]
+        app: PathBuf,
+        /// State directory (default: a new temporary directory).
+        #[arg(long)]
+        home: Option<PathBuf>,
+        /// Seconds of emulated training.
+        #[arg(long, default_value_t = 3)]
+        training_seconds: u64,
+    },
+    /// Upload a submission directory (data files, then manifest.json) to local storage.
+    Submit {
+        /// Directory with manifest.json and the data files it names.
+        dir: PathBuf,
+        /// Project.
+        #[arg(long)]
+        project: String,
+        /// Submission name (default: the directory name).
+        #[arg(long)]
+        submission: Option<String>,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+        /// Submitter recorded in the run (default: $USER).
+        #[arg(long = "as")]
+        submitter: Option<String>,
+    },
+    /// Sign an approval with your key and publish it on the approvals queue.
+    Approve {
+        /// Run id.
+        run: String,
+        /// Environment: test or prod.
+        #[arg(long)]
+        env: String,
+        /// Your approver name (as in the topology).
+        #[arg(long)]
+        approver: String,
+        /// Your key file (from `fthub keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        /// Why.
+        #[arg(long, default_value = "")]
+        reason: String,
+        /// Refuse promotion instead.
+        #[arg(long, conflicts_with = "rollback")]
+        reject: bool,
+        /// Roll the environment back to its previous version.
+        #[arg(long)]
+        rollback: bool,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+    },
+    /// Show runs, one run, or the environments.
+    Status {
+        /// Run id, or `environments`, `endpoints`, `audit`.
+        what: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Base URL of the host (fthub dev or the function app).
+        #[arg(long, default_value = "http://127.0.0.1:7071")]
+        url: String,
+    },
     /// Validate fine-tuning datasets (exit 0 accepted, 1 rejected, 2 usage or I/O error).
     Validate(ValidateArgs),
 }
@@ -125,6 +202,98 @@ async fn main() -> anyhow::Result<()> {
             });
             std::process::exit(code)
         }
+        Command::Demo {
+            app,
+            home,
+            training_seconds,
+        } => {
+            match fthub::commands::demo::run(fthub::commands::demo::DemoOptions {
+                app,
+                home,
+                training_seconds,
+            })
+            .await
+            {
+                Ok(()) => Ok(()),
+                Err(step) => {
+                    eprintln!("\nfthub demo FAILED: {step}");
+                    std::process::exit(1)
+                }
+            }
+        }
+        Command::Submit {
+            dir,
+            project,
+            submission,
+            home,
+            submitter,
+        } => {
+            let submission = submission
+                .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .context("name the submission with --submission")?;
+            let who = submitter
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "unknown".into());
+            let written =
+                fthub::commands::ops::submit(&home, &dir, &project, &submission, &who).await?;
+            for w in written {
+                println!("uploaded datasets/{w}");
+            }
+            Ok(())
+        }
+        Command::Approve {
+            run,
+            env,
+            approver,
+            key,
+            reason,
+            reject,
+            rollback,
+            home,
+        } => {
+            let decision = if reject {
+                fthub::domain::approval::Decision::Reject
+            } else if rollback {
+                fthub::domain::approval::Decision::Rollback
+            } else {
+                fthub::domain::approval::Decision::Approve
+            };
+            let a = fthub::commands::ops::approve(
+                &home, &run, &env, decision, &approver, &key, &reason,
+            )?;
+            println!(
+                "published {:?} of {} for {} (nonce {})",
+                a.decision, a.run_id, a.environment, a.nonce
+            );
+            Ok(())
+        }
+        Command::Status { what, json, url } => {
+            let path = match what.as_deref() {
+                None => "runs".to_owned(),
+                Some(w @ ("environments" | "endpoints" | "audit")) => w.to_owned(),
+                Some(id) => format!("runs/{id}"),
+            };
+            let v = fthub::commands::ops::status(&url, &path).await?;
+            if json || what.is_some() {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", fthub::commands::ops::runs_table(&v));
+            }
+            Ok(())
+        }
+        Command::Keygen { name, out } => {
+            let (secret, public) = fthub::domain::approval::generate_key()
+                .map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
+            std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+            let path = out.join(format!("{name}.key"));
+            write_secret(&path, &secret).with_context(|| format!("writing {}", path.display()))?;
+            println!("{{\"name\": \"{name}\", \"public_key\": \"{public}\"}}");
+            eprintln!(
+                "Secret key written to {} — keep it private; add the line above to the approvers of an environment.",
+                path.display()
+            );
+            Ok(())
+        }
         Command::Emulator(a) => {
             let accounts = match a.accounts {
                 Some(p) => {
@@ -154,4 +323,16 @@ async fn main() -> anyhow::Result<()> {
                 .context("running the local host")
         }
     }
+}
+
+/// Writes a secret file readable by its owner only.
+fn write_secret(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.write_all(b"\n")
 }

@@ -17,12 +17,22 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::adapters::azure::arm::Arm;
+use crate::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
+use crate::adapters::azure::identity::ManagedIdentity;
+use crate::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken, TokenSource};
 use crate::adapters::local::blob::FsBlobStore;
 use crate::config::ServeConfig;
+use crate::domain::topology::{Topology, TopologyError};
 use crate::functions;
 use crate::host::envelope::{Invocation, InvokeResponse};
 use crate::host::outcome;
 use crate::ports::BlobStore;
+use crate::ports::Inference;
+use crate::services::pipeline::Pipeline;
 
 /// The largest invocation body accepted: the host caps HTTP requests at 100 MB.
 pub const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
@@ -32,17 +42,109 @@ pub const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
 pub struct AppState {
     /// Blob storage (state, audit, reports, datasets).
     pub store: Arc<dyn BlobStore>,
+    /// The pipeline over the topology's accounts.
+    pub pipeline: Arc<Pipeline>,
     /// Process start, for the status API.
     pub started: Instant,
 }
 
+/// Why the handler cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The topology file could not be read.
+    #[error("cannot read the topology {path}")]
+    Read {
+        /// Path.
+        path: String,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The topology is invalid.
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    /// In Azure, no managed identity is available.
+    #[error(
+        "FTHUB_TOPOLOGY is set but no managed identity is available (IDENTITY_ENDPOINT, IDENTITY_HEADER)"
+    )]
+    NoIdentity,
+}
+
 impl AppState {
-    /// The state for local mode: the filesystem store under the configured home.
-    pub fn local(config: &ServeConfig) -> Self {
-        Self {
-            store: Arc::new(FsBlobStore::new(config.storage_root())),
-            started: Instant::now(),
+    /// The state from settings: with `FTHUB_TOPOLOGY`, the topology's accounts with the
+    /// managed identity; without, the local topology on the emulator (`FTHUB_EMULATOR_URL`,
+    /// default `http://127.0.0.1:7072`) with a local key.
+    ///
+    /// # Errors
+    /// An unreadable or invalid topology, or no identity in Azure mode.
+    pub fn from_config(config: &ServeConfig) -> Result<Self, StartError> {
+        let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(config.storage_root()));
+        let http = Http::new(RetryPolicy::default());
+        let (topology, data_auth, arm_tokens): (Topology, Auth, Arc<dyn TokenSource>) =
+            match &config.topology {
+                Some(path) => {
+                    let text =
+                        std::fs::read_to_string(path).map_err(|source| StartError::Read {
+                            path: path.display().to_string(),
+                            source,
+                        })?;
+                    let t = Topology::from_json(&text)?;
+                    let mi: Arc<dyn TokenSource> =
+                        Arc::new(ManagedIdentity::from_env().ok_or(StartError::NoIdentity)?);
+                    (t, Auth::Bearer(mi.clone()), mi)
+                }
+                None => {
+                    let base = std::env::var("FTHUB_EMULATOR_URL")
+                        .unwrap_or_else(|_| "http://127.0.0.1:7072".into());
+                    let t = Topology::local(&base);
+                    t.validate()?;
+                    (
+                        t,
+                        Auth::ApiKey(Secret::new("local")),
+                        Arc::new(StaticToken(Secret::new("local"))),
+                    )
+                }
+            };
+        let surface = Surface::Dated(GA_API_VERSION.into());
+        let hub = Arc::new(DataPlane::new(
+            http.clone(),
+            &topology.hub.endpoint,
+            surface.clone(),
+            data_auth.clone(),
+        ));
+        let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
+        inference.insert(topology.hub.name.clone(), hub.clone());
+        for env in topology.environments.values() {
+            for s in &env.spokes {
+                inference.insert(
+                    s.name.clone(),
+                    Arc::new(DataPlane::new(
+                        http.clone(),
+                        &s.endpoint,
+                        surface.clone(),
+                        data_auth.clone(),
+                    )),
+                );
+            }
         }
+        let arm = Arc::new(
+            Arm::new(http, &topology.arm_endpoint, arm_tokens)
+                .with_polling(Duration::from_millis(500), Duration::from_secs(600)),
+        );
+        let pipeline = Pipeline {
+            store: store.clone(),
+            topology: Arc::new(topology),
+            hub,
+            inference,
+            arm,
+            file_wait: Duration::from_secs(20),
+            eval_concurrency: 4,
+        };
+        Ok(Self {
+            store,
+            pipeline: Arc::new(pipeline),
+            started: Instant::now(),
+        })
     }
 }
 
@@ -63,7 +165,7 @@ pub fn router(state: AppState) -> Router {
 pub async fn serve(config: ServeConfig) -> std::io::Result<()> {
     let listener = TcpListener::bind(("127.0.0.1", config.port)).await?;
     tracing::info!(addr = %listener.local_addr()?, "Handler listening.");
-    let state = AppState::local(&config);
+    let state = AppState::from_config(&config).map_err(std::io::Error::other)?;
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -42,7 +42,7 @@ async fn the_readiness_probe_on_root_answers() {
 }
 
 #[tokio::test]
-async fn a_service_bus_message_with_double_encoded_metadata_succeeds_with_a_json_envelope() {
+async fn a_service_bus_message_with_double_encoded_metadata_reaches_the_pipeline() {
     let home = tempfile::tempdir().expect("tmp");
     let s = Serve::start(home.path()).await;
     let (status, ctype, body) = s
@@ -54,12 +54,16 @@ async fn a_service_bus_message_with_double_encoded_metadata_succeeds_with_a_json
     assert_eq!(status, 200);
     assert!(ctype.starts_with("application/json"), "{ctype}");
     assert_envelope(&body);
-    let log = body["Logs"][0].as_str().expect("log");
+    // The double-encoded body decoded to its run_id, which the pipeline does not know.
+    let records = rejection_records(home.path());
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0]["kind"], "unknown_run");
     assert!(
-        log.contains("a1b2c3") && log.contains("delivery 1"),
-        "decoded MessageId and DeliveryCount: {log}"
+        records[0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("acme-s1-1a2b")
     );
-    assert!(rejection_records(home.path()).is_empty());
 }
 
 #[tokio::test]
@@ -100,20 +104,23 @@ async fn a_body_that_is_not_an_envelope_is_rejected_not_retried() {
 }
 
 #[tokio::test]
-async fn a_blob_created_event_for_a_manifest_is_accepted() {
+async fn a_blob_created_event_reaches_the_pipeline_with_the_blob_it_names() {
     let home = tempfile::tempdir().expect("tmp");
     let s = Serve::start(home.path()).await;
     let (status, _, body) = s
         .invoke("DatasetArrived", fixture("event_grid_blob_created.json"))
         .await;
     assert_eq!(status, 200);
+    assert_envelope(&body);
+    // The event decoded to datasets/acme/s1/manifest.json, which this empty store does not hold.
+    let records = rejection_records(home.path());
+    assert_eq!(records[0]["kind"], "blob_not_found");
     assert!(
-        body["Logs"][0]
+        records[0]["reason"]
             .as_str()
-            .expect("log")
-            .contains("datasets/acme/s1/manifest.json (0x8D4BCC2E4835CD0)")
+            .expect("reason")
+            .contains("datasets/acme/s1/manifest.json")
     );
-    assert!(body["Outputs"].as_object().expect("outputs").is_empty());
 }
 
 #[tokio::test]
@@ -147,14 +154,13 @@ async fn events_for_other_types_or_escaping_blob_names_are_rejected_with_a_reaso
 async fn a_past_due_timer_with_sentinel_dates_runs() {
     let home = tempfile::tempdir().expect("tmp");
     let s = Serve::start(home.path()).await;
-    let (status, _, body) = s.invoke("KeepWarm", fixture("timer_past_due.json")).await;
+    // TrainingMonitor with no runs touches no Azure account.
+    let (status, _, body) = s
+        .invoke("TrainingMonitor", fixture("timer_past_due.json"))
+        .await;
     assert_eq!(status, 200);
-    assert!(
-        body["Logs"][0]
-            .as_str()
-            .expect("log")
-            .contains("past due: true")
-    );
+    assert_envelope(&body);
+    assert!(rejection_records(home.path()).is_empty());
 }
 
 #[tokio::test]
@@ -188,8 +194,13 @@ async fn bodies_larger_than_axums_default_limit_are_accepted() {
     let big = "x".repeat(3 * 1024 * 1024);
     let env = json!({"Data": {"message": serde_json::to_string(&json!({"payload": big}).to_string()).expect("enc")},
                      "Metadata": {"DeliveryCount": "1", "MessageId": "\"big\""}});
-    let (status, _, _) = s.invoke("PromoteOnEvaluation", env.to_string()).await;
+    let (status, _, body) = s.invoke("PromoteOnEvaluation", env.to_string()).await;
     assert_eq!(status, 200);
+    assert_eq!(
+        rejection_records(home.path())[0]["kind"],
+        "malformed_payload",
+        "decoded, but has no run_id: {body}"
+    );
 }
 
 #[tokio::test]

@@ -1,3 +1,5 @@
 //! Command-line commands that are more than a call into the library.
 
+pub mod demo;
+pub mod ops;
 pub mod validate;

@@ -1,6 +1,11 @@
 //! Pure, synchronous rules: no IO, no tokio. Everything here is unit-tested with tables.
 
 pub mod aoai;
+pub mod approval;
 pub mod blob_name;
 pub mod dataset_path;
+pub mod evaluation;
+pub mod manifest;
+pub mod run;
+pub mod topology;
 pub mod validation;

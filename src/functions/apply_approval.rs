@@ -8,7 +8,9 @@
 //!   redelivered); retryable failures answer 500 and Service Bus redelivers up to its
 //!   `MaxDeliveryCount`, then dead-letters.
 
+use crate::domain::approval::SignedApproval;
 use crate::error::FunctionError;
+use crate::host::trigger::ServiceBusMessage;
 use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
 
@@ -24,10 +26,16 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     outputs: &["notifications"],
 };
 
-/// Handles one invocation.
+/// Handles one invocation: verifies and applies a signed approval.
 ///
 /// # Errors
-/// Terminal when the trigger payload is malformed.
-pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
-    super::acknowledge_message(&SPEC, inv)
+/// Terminal (recorded) for malformed, forged, replayed, stale or out-of-order approvals;
+/// retryable while a promotion has not converged.
+pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+    let msg = ServiceBusMessage::decode(inv, SPEC.trigger)?;
+    let signed: SignedApproval = serde_json::from_str(&msg.body).map_err(|e| {
+        FunctionError::terminal("malformed_approval", format!("not a signed approval: {e}"))
+    })?;
+    let emitted = state.pipeline.apply_approval(&signed).await?;
+    Ok(super::emit(emitted, None))
 }

@@ -3,7 +3,8 @@
 //! - Trigger: `eventGridTrigger`, `Microsoft.Storage.BlobCreated` in container `datasets`.
 //! - Input: the Event Grid event (or a batch); the dataset bytes are never in the payload.
 //! - Outputs: `notifications` (topic).
-//! - Idempotency: the blob URL and ETag; a redelivered event finds the same run (issue #5).
+//! - Idempotency: the run id derives from the submission and its content digests, so a
+//!   redelivered event or a second upload of the same bytes finds the same run.
 //! - Retries: an unknown event type, a blob outside `datasets/` or a name that escapes its
 //!   container is terminal (recorded, never retried).
 
@@ -12,6 +13,7 @@ use crate::error::FunctionError;
 use crate::host::trigger::{BLOB_CREATED, EventGridEvent};
 use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
+use crate::services::pipeline::Emitted;
 
 use super::FunctionSpec;
 
@@ -28,10 +30,10 @@ pub const SPEC: FunctionSpec = FunctionSpec {
 /// Handles one invocation.
 ///
 /// # Errors
-/// Terminal for events this function cannot act on.
-pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+/// Terminal for events this function cannot act on; retryable storage or Azure failures.
+pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
     let events = EventGridEvent::decode_all(inv, SPEC.trigger)?;
-    let mut resp = InvokeResponse::default();
+    let mut out = Emitted::default();
     for ev in events {
         if ev.event_type != BLOB_CREATED {
             return Err(FunctionError::terminal(
@@ -45,11 +47,11 @@ pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, 
                 format!("subject {:?} is not a blob", ev.subject),
             )
         })?;
-        let path = DatasetPath::parse(&container, &name)
+        DatasetPath::parse(&container, &name)
             .map_err(|e| FunctionError::terminal("invalid_dataset_path", e.to_string()))?;
-        let etag = ev.blob_etag().unwrap_or_default();
-        tracing::info!(blob = %format!("{container}/{name}"), etag = %etag, kind = ?path, "Dataset blob arrived.");
-        resp = resp.log(format!("{container}/{name} ({etag}) arrived"));
+        tracing::info!(blob = %format!("{container}/{name}"), etag = %ev.blob_etag().unwrap_or_default(), "Dataset blob arrived.");
+        let e = state.pipeline.on_dataset_blob(&name).await?;
+        out.notifications.extend(e.notifications);
     }
-    Ok(resp)
+    Ok(super::emit(out, None))
 }

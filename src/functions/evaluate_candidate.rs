@@ -24,10 +24,12 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     outputs: &["evaluationCompleted", "notifications"],
 };
 
-/// Handles one invocation.
+/// Handles one invocation: evaluates the run named by the message.
 ///
 /// # Errors
-/// Terminal when the trigger payload is malformed.
-pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
-    super::acknowledge_message(&SPEC, inv)
+/// Terminal for a message without `run_id`; retryable Azure failures.
+pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+    let run_id = super::run_id_of(inv, SPEC.trigger)?;
+    let emitted = state.pipeline.evaluate(&run_id).await?;
+    Ok(super::emit(emitted, Some("evaluationCompleted")))
 }

@@ -7,6 +7,7 @@
 //! - Retries: a failed run is not retried; the next occurrence runs again.
 
 use crate::error::FunctionError;
+use crate::host::trigger::TimerInfo;
 use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
 
@@ -22,10 +23,12 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     outputs: &["notifications"],
 };
 
-/// Handles one invocation.
+/// Handles one invocation: pings every fine-tuned deployment and restores vanished ones.
 ///
 /// # Errors
-/// Terminal when the trigger payload is malformed.
-pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
-    super::acknowledge_timer(&SPEC, inv)
+/// Terminal for a malformed timer payload; retryable storage failures.
+pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+    TimerInfo::decode(inv, SPEC.trigger)?;
+    let emitted = state.pipeline.keep_warm().await?;
+    Ok(super::emit(emitted, None))
 }

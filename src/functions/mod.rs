@@ -1,8 +1,6 @@
 //! One module per Azure function. Each is `functions/NAME/function.json` in the app, and
 //! `POST /NAME` here. A handler decodes its trigger, calls a service, and encodes outputs.
 //!
-//! Until the pipeline lands (issue #5) the functions validate and log what they receive
-//! and return their empty outputs; the contract around them is complete.
 
 pub mod apply_approval;
 pub mod dataset_arrived;
@@ -18,6 +16,7 @@ use serde_json::{Value, json};
 use crate::error::FunctionError;
 use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
+use crate::services::pipeline::Emitted;
 
 /// What the handler knows about one function; checked against its function.json by test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,39 +66,31 @@ pub async fn dispatch(
     })
 }
 
-/// Until the pipeline lands: decode a Service Bus trigger whose body must be a JSON object,
-/// log it, and return no outputs.
-pub(crate) fn acknowledge_message(
-    spec: &FunctionSpec,
-    inv: &Invocation,
-) -> Result<InvokeResponse, FunctionError> {
-    let msg = crate::host::trigger::ServiceBusMessage::decode(inv, spec.trigger)?;
-    let body = msg.json_object()?;
-    let message_id = msg.message_id.clone().unwrap_or_default();
-    tracing::info!(%message_id, delivery_count = msg.delivery_count, fields = body.len(), "Message received.");
-    Ok(InvokeResponse::default().log(format!(
-        "{} received message {message_id} (delivery {})",
-        spec.name, msg.delivery_count
-    )))
+/// Puts what a pipeline step emitted on the function's outputs: notifications on the
+/// topic, follow-up messages on the queue output named `next`.
+pub(crate) fn emit(emitted: Emitted, next: Option<&str>) -> InvokeResponse {
+    let mut resp = InvokeResponse::default();
+    let count = emitted.notifications.len() + emitted.next.len();
+    if !emitted.notifications.is_empty() {
+        resp.outputs
+            .insert("notifications".into(), Value::Array(emitted.notifications));
+    }
+    if let Some(name) = next
+        && !emitted.next.is_empty()
+    {
+        resp.outputs.insert(name.into(), Value::Array(emitted.next));
+    }
+    resp.log(format!("{count} message(s) emitted"))
 }
 
-/// Until the pipeline lands: decode a timer trigger, log it, and return no outputs.
-pub(crate) fn acknowledge_timer(
-    spec: &FunctionSpec,
-    inv: &Invocation,
-) -> Result<InvokeResponse, FunctionError> {
-    let timer = crate::host::trigger::TimerInfo::decode(inv, spec.trigger)?;
-    let scheduled = timer
-        .schedule_status
-        .as_ref()
-        .and_then(|s| s.next)
-        .map(|t| t.to_rfc3339())
-        .unwrap_or_default();
-    tracing::info!(is_past_due = timer.is_past_due, %scheduled, "Timer fired.");
-    Ok(InvokeResponse::default().log(format!(
-        "{} ran (past due: {})",
-        spec.name, timer.is_past_due
-    )))
+/// The `run_id` of a pipeline message.
+pub(crate) fn run_id_of(inv: &Invocation, trigger: &str) -> Result<String, FunctionError> {
+    let msg = crate::host::trigger::ServiceBusMessage::decode(inv, trigger)?;
+    let body = msg.json_object()?;
+    body.get("run_id")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| FunctionError::terminal("malformed_payload", "the message has no run_id"))
 }
 
 /// An HTTP output binding value (`statusCode`, string headers, body as text so the host

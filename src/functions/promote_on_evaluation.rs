@@ -24,10 +24,12 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     outputs: &["notifications"],
 };
 
-/// Handles one invocation.
+/// Handles one invocation: a passing candidate goes to every Dev Spoke.
 ///
 /// # Errors
-/// Terminal when the trigger payload is malformed.
-pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
-    super::acknowledge_message(&SPEC, inv)
+/// Terminal for a message without `run_id`; retryable (degraded) when a region failed.
+pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+    let run_id = super::run_id_of(inv, SPEC.trigger)?;
+    let emitted = state.pipeline.promote_to_dev(&run_id).await?;
+    Ok(super::emit(emitted, None))
 }

@@ -25,11 +25,11 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     outputs: &["res", "notifications"],
 };
 
-/// Handles one invocation.
+/// Handles one invocation: starts (or finds) the run of a submission already in storage.
 ///
 /// # Errors
 /// Terminal for a request without a JSON body naming a project and a submission.
-pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
     let req = HttpRequestData::decode(inv, SPEC.trigger)?;
     let body = req.body.as_deref().unwrap_or("");
     let doc: serde_json::Value = serde_json::from_str(body).map_err(|e| {
@@ -48,13 +48,15 @@ pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, 
         ));
     };
     tracing::info!(%project, %submission, "Run submission received.");
-    // The pipeline that starts the run lands with issue #5; say so instead of pretending.
+    let emitted = state
+        .pipeline
+        .on_dataset_blob(&format!("{project}/{submission}/manifest.json"))
+        .await?;
     let res = http_response(
-        501,
-        &json!({"error": "not_implemented", "detail": "run submission starts with the pipeline", "project": project, "submission": submission}),
+        202,
+        &json!({"project": project, "submission": submission, "events": emitted.notifications}),
     );
-    let mut resp =
-        InvokeResponse::default().log(format!("submission {project}/{submission} received"));
+    let mut resp = super::emit(emitted, None);
     resp.outputs.insert("res".into(), res);
     Ok(resp)
 }

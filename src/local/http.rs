@@ -69,6 +69,7 @@ pub fn match_route(template: &str, path: &str) -> Option<BTreeMap<String, String
 pub(crate) fn router(ctx: Ctx) -> Router {
     Router::new()
         .route("/admin/host/status", get(host_status))
+        .route("/admin/functions/{name}", axum::routing::post(run_function))
         .fallback(handle)
         .layer(DefaultBodyLimit::max(crate::server::MAX_BODY_BYTES))
         .with_state(ctx)
@@ -82,6 +83,31 @@ async fn host_status(State(ctx): State<Ctx>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(json!({"id": ctx.host_id, "state": if ready { "Running" } else { "Initializing" }, "version": super::worker::HOST_VERSION}))).into_response()
+}
+
+/// `POST /admin/functions/{name}`: runs a timer function now (the host's admin API for
+/// non-HTTP functions). Answers 202 once the run has finished.
+async fn run_function(
+    State(ctx): State<Ctx>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let Some(def) = ctx.app.function(&name).cloned() else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            json!({"error": "no such function", "name": name}),
+        );
+    };
+    if !def
+        .trigger()
+        .is_some_and(|t| t.kind.eq_ignore_ascii_case("timerTrigger"))
+    {
+        return json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "only timer functions run from the admin API here", "name": name}),
+        );
+    }
+    super::timer::run_now(&ctx, &def).await;
+    StatusCode::ACCEPTED.into_response()
 }
 
 fn find<'a>(

@@ -132,11 +132,20 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
         })?;
     let http_port = listener.local_addr()?.port();
     // The handler shares the local state directory unless the app settings say otherwise.
-    let extra_env = if app.settings.contains_key("FTHUB_HOME") {
+    let mut extra_env = if app.settings.contains_key("FTHUB_HOME") {
         vec![]
     } else {
         vec![("FTHUB_HOME".to_owned(), home.display().to_string())]
     };
+    if let Some(port) = opts.emulator_port {
+        let emu = emulator::Emulator::new(
+            emulator::builtin_accounts(),
+            emulator::world::Timings::default(),
+        );
+        let url = emulator::spawn(port, emu).await?;
+        tracing::info!(%url, "Azure OpenAI emulator running.");
+        extra_env.push(("FTHUB_EMULATOR_URL".to_owned(), url));
+    }
     let worker = Worker::start(&app, extra_env);
     let ctx = Ctx {
         app: app.clone(),

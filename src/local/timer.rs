@@ -189,6 +189,11 @@ async fn record(
     s
 }
 
+/// Runs a timer function once now, as the host's `POST /admin/functions/{name}` does.
+pub(crate) async fn run_now(ctx: &Ctx, def: &FunctionDef) {
+    fire(ctx, def, None, false).await;
+}
+
 /// One occurrence, with the retry policy if any.
 async fn fire(ctx: &Ctx, def: &FunctionDef, status: Option<&ScheduleStatus>, is_past_due: bool) {
     let Some(trigger) = def.trigger() else { return };

@@ -9,6 +9,7 @@
 
 pub mod arm;
 pub mod dataplane;
+pub mod identity;
 
 use std::fmt;
 use std::future::Future;

@@ -114,17 +114,19 @@ pub fn parse(bytes: &[u8], enc: Encoding) -> TrainingData {
     data
 }
 
-/// The answer of the training example nearest to `prompt` (Jaccard similarity of words),
-/// if any example shares a word with it.
+/// The answer of the training example nearest to `prompt`: the largest sum of inverse
+/// document frequencies of shared words (rare words weigh more, so "invoice" decides and
+/// "my" does not), if any example shares a word with it.
 pub fn nearest_answer<'a>(examples: &'a [Learned], prompt: &str) -> Option<&'a str> {
     let q = words(prompt);
+    let n = examples.len().max(1) as f64;
+    let idf = |w: &String| {
+        let df = examples.iter().filter(|e| e.words.contains(w)).count() as f64;
+        (n / (1.0 + df)).ln().max(0.0) + 0.01
+    };
     examples
         .iter()
-        .map(|e| {
-            let inter = e.words.intersection(&q).count() as f64;
-            let union = e.words.union(&q).count().max(1) as f64;
-            (inter / union, e)
-        })
+        .map(|e| (e.words.intersection(&q).map(idf).sum::<f64>(), e))
         .filter(|(s, _)| *s > 0.0)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, e)| e.answer.as_str())

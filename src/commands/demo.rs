@@ -1,0 +1,515 @@
+//! `fthub demo`: the whole story on one machine. It starts `fthub dev` (handler, host
+//! stand-in, bus, storage and the Azure OpenAI emulator), submits the bundled
+//! classification sample, and walks validation → training → evaluation → Dev in two regions
+//! → a signed Test approval → a forged approval that is refused → Prod in two regions (one
+//! in another tenant) → 16 emulated days of keepalive, during which one deployment is deleted
+//! behind the pipeline's back and restored. Exit 0 only if every step happened.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::ops;
+use crate::domain::approval::Decision;
+
+/// Demo options.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The function app (the repository root).
+    pub app: PathBuf,
+    /// State directory (a fresh temporary one when `None`).
+    pub home: Option<PathBuf>,
+    /// Seconds of emulated training.
+    pub training_seconds: u64,
+}
+
+struct Dev {
+    child: tokio::process::Child,
+    http: String,
+    emulator: String,
+    client: reqwest::Client,
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+fn step(n: usize, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+fn fail(what: impl Into<String>) -> String {
+    what.into()
+}
+
+impl Dev {
+    async fn start(app: &Path, home: &Path) -> Result<Self, String> {
+        let (port, emu) = (
+            free_port().map_err(|e| e.to_string())?,
+            free_port().map_err(|e| e.to_string())?,
+        );
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let child = tokio::process::Command::new(exe)
+            .args([
+                "dev",
+                "--port",
+                &port.to_string(),
+                "--emulator-port",
+                &emu.to_string(),
+                "--scan-interval-ms",
+                "200",
+            ])
+            .arg("--app")
+            .arg(app)
+            .arg("--home")
+            .arg(home)
+            .env(
+                "FTHUB_LOG",
+                std::env::var("FTHUB_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot start fthub dev: {e}"))?;
+        let dev = Self {
+            child,
+            http: format!("http://127.0.0.1:{port}"),
+            emulator: format!("http://127.0.0.1:{emu}"),
+            client: reqwest::Client::new(),
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = dev
+                .client
+                .get(format!("{}/admin/host/status", dev.http))
+                .send()
+                .await
+                && r.status().is_success()
+            {
+                return Ok(dev);
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(fail("fthub dev did not become ready within 60 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops `fthub dev` with SIGTERM so it stops its handler too (a SIGKILL would orphan it).
+    async fn stop(mut self) {
+        if let Some(pid) = self.child.id() {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
+            if tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        let _ = self.child.kill().await;
+    }
+
+    async fn control(&self, path: &str, body: Value) -> Result<Value, String> {
+        let r = self
+            .client
+            .post(format!("{}/_emulator/{path}", self.emulator))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        r.json().await.map_err(|e| e.to_string())
+    }
+
+    async fn run_timer(&self, function: &str) -> Result<(), String> {
+        let r = self
+            .client
+            .post(format!("{}/admin/functions/{function}", self.http))
+            .json(&json!({"input": ""}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().as_u16() == 202 {
+            Ok(())
+        } else {
+            Err(format!("running {function} answered {}", r.status()))
+        }
+    }
+
+    async fn run_doc(&self, id: &str) -> Result<Value, String> {
+        let v = ops::status(&self.http, &format!("runs/{id}"))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(v["run"].clone())
+    }
+
+    async fn wait_for(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut check: impl AsyncFnMut() -> Result<bool, String>,
+    ) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if check().await? {
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                return Err(format!("timed out waiting for {what}"));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+/// Runs the demo; `Err` names the step that did not happen.
+///
+/// # Errors
+/// The first step that failed.
+pub async fn run(opts: DemoOptions) -> Result<(), String> {
+    let started = Instant::now();
+    if !opts.app.join("host.json").is_file() {
+        return Err(format!(
+            "{} has no host.json: run `fthub demo` from the repository root (or pass --app)",
+            opts.app.display()
+        ));
+    }
+    let temp = tempdir_path();
+    let home = opts.home.clone().unwrap_or(temp);
+    std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
+    println!("fthub demo — state in {}", home.display());
+
+    step(
+        1,
+        "Starting fthub dev: handler, Functions host stand-in, local bus and storage, Azure OpenAI emulator",
+    );
+    let dev = Dev::start(&opts.app, &home).await?;
+    let result = story(&dev, &opts, &home, started).await;
+    dev.stop().await;
+    result
+}
+
+async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> Result<(), String> {
+    dev.control("timings", json!({"file_processing_ms": 300, "job_queue_ms": 300, "job_training_ms": opts.training_seconds * 1000, "deployment_ms": 300})).await?;
+    println!(
+        "    HTTP functions at {}/api/ · emulator at {}",
+        dev.http, dev.emulator
+    );
+
+    step(
+        2,
+        "A data scientist submits samples/classification (train + held-out eval + manifest)",
+    );
+    let sample = opts.app.join("samples/classification");
+    let written = ops::submit(
+        home,
+        &sample,
+        "support-routing",
+        "2026-11-v1",
+        "data-scientist",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    println!("    uploaded {}", written.join(", "));
+
+    step(
+        3,
+        "DatasetArrived validates the data and submits the fine-tuning job to the Hub",
+    );
+    let mut run_id = String::new();
+    dev.wait_for(
+        "the run to start training",
+        Duration::from_secs(90),
+        async || {
+            let v = ops::status(&dev.http, "runs")
+                .await
+                .map_err(|e| e.to_string())?;
+            if let Some(r) = v["runs"].as_array().and_then(|a| a.first()) {
+                run_id = r["id"].as_str().unwrap_or_default().to_owned();
+                return match r["stage"].as_str() {
+                    Some("training") => Ok(true),
+                    Some("rejected") => Err("the sample was rejected by validation".into()),
+                    _ => Ok(false),
+                };
+            }
+            Ok(false)
+        },
+    )
+    .await?;
+    let run = dev.run_doc(&run_id).await?;
+    println!(
+        "    run {run_id}: {} valid training examples, {} tokens, job {}",
+        run["validation"]["training_examples"],
+        run["validation"]["training_tokens"],
+        run["job_id"].as_str().unwrap_or("?")
+    );
+    println!(
+        "    validation report: {}/storage/reports/{run_id}/validation.md",
+        home.display()
+    );
+
+    step(
+        4,
+        "TrainingMonitor follows the job until it succeeds and records the loss curve",
+    );
+    let mut last_status = String::new();
+    dev.wait_for("training to finish", Duration::from_secs(120), async || {
+        dev.run_timer("TrainingMonitor").await?;
+        let r = dev.run_doc(&run_id).await?;
+        let status = r["job_status"].as_str().unwrap_or("pending").to_owned();
+        if status != last_status {
+            println!("    job status: {status}");
+            last_status = status;
+        }
+        match r["stage"].as_str() {
+            Some("training") => Ok(false),
+            Some("training_failed") => Err("training failed".into()),
+            _ => Ok(true),
+        }
+    })
+    .await?;
+    let run = dev.run_doc(&run_id).await?;
+    println!(
+        "    model {} · {} steps, loss {:.3} → {:.3}",
+        run["fine_tuned_model"].as_str().unwrap_or("?"),
+        run["metrics"]["steps"],
+        run["metrics"]["first_train_loss"].as_f64().unwrap_or(0.0),
+        run["metrics"]["final_train_loss"].as_f64().unwrap_or(0.0)
+    );
+
+    step(
+        5,
+        "EvaluateCandidate scores the candidate against the base model on the held-out set",
+    );
+    dev.wait_for("the evaluation", Duration::from_secs(120), async || {
+        let r = dev.run_doc(&run_id).await?;
+        match r["stage"].as_str() {
+            Some("evaluating") => Ok(false),
+            Some("evaluation_failed") => Err(format!(
+                "the candidate failed evaluation: {}",
+                r["evaluation"]["reasons"]
+            )),
+            _ => Ok(true),
+        }
+    })
+    .await?;
+    let run = dev.run_doc(&run_id).await?;
+    println!(
+        "    candidate {:.2} vs baseline {:.2} → passed · report: {}/storage/reports/{run_id}/evaluation.md",
+        run["evaluation"]["score"].as_f64().unwrap_or(0.0),
+        run["evaluation"]["baseline_score"].as_f64().unwrap_or(0.0),
+        home.display()
+    );
+
+    step(
+        6,
+        "PromoteOnEvaluation deploys to Dev in two regions and smoke-tests each",
+    );
+    dev.wait_for("Dev", Duration::from_secs(120), async || {
+        Ok(dev.run_doc(&run_id).await?["stage"] == "dev")
+    })
+    .await?;
+    print_regions(&dev.run_doc(&run_id).await?, "dev");
+
+    let keys = opts.app.join("samples/keys");
+    step(
+        7,
+        "quality-lead signs a Test approval; ApplyApproval verifies it and promotes",
+    );
+    ops::approve(
+        home,
+        &run_id,
+        "test",
+        Decision::Approve,
+        "quality-lead",
+        &keys.join("quality-lead.key"),
+        "eval passed, Dev smoke tests green",
+    )
+    .map_err(|e| e.to_string())?;
+    dev.wait_for("Test", Duration::from_secs(120), async || {
+        Ok(dev.run_doc(&run_id).await?["stage"] == "test")
+    })
+    .await?;
+    print_regions(&dev.run_doc(&run_id).await?, "test");
+
+    step(
+        8,
+        "A forged Prod approval (signed with another key in release-manager's name) is refused and audited",
+    );
+    ops::approve(
+        home,
+        &run_id,
+        "prod",
+        Decision::Approve,
+        "release-manager",
+        &keys.join("intruder.key"),
+        "ship it",
+    )
+    .map_err(|e| e.to_string())?;
+    dev.wait_for("the refusal", Duration::from_secs(60), async || {
+        let r = dev.run_doc(&run_id).await?;
+        Ok(r["history"]
+            .as_array()
+            .is_some_and(|h| h.iter().any(|t| t["to"] == "approval_refused")))
+    })
+    .await?;
+    let run = dev.run_doc(&run_id).await?;
+    let refusal = run["history"]
+        .as_array()
+        .and_then(|h| h.iter().rev().find(|t| t["to"] == "approval_refused"))
+        .cloned()
+        .unwrap_or_default();
+    println!("    refused: {}", refusal["detail"].as_str().unwrap_or(""));
+    if run["stage"] != "test" {
+        return Err("the forged approval moved the run".into());
+    }
+
+    step(
+        9,
+        "release-manager signs the Prod approval: Prod in two regions, one in another tenant",
+    );
+    ops::approve(
+        home,
+        &run_id,
+        "prod",
+        Decision::Approve,
+        "release-manager",
+        &keys.join("release-manager.key"),
+        "CAB approved",
+    )
+    .map_err(|e| e.to_string())?;
+    dev.wait_for("Prod", Duration::from_secs(120), async || {
+        Ok(dev.run_doc(&run_id).await?["stage"] == "prod")
+    })
+    .await?;
+    print_regions(&dev.run_doc(&run_id).await?, "prod");
+
+    step(
+        10,
+        "16 emulated days of keepalive; on day 8 someone deletes the dev-eastus2 deployment",
+    );
+    let deployment = "ft-support-routing";
+    for day in [4, 8, 12, 16] {
+        dev.control("clock", json!({"advance_days": 4})).await?;
+        if day == 8 {
+            let state = dev
+                .client
+                .get(format!("{}/_emulator/state", dev.emulator))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?
+                .json::<Value>()
+                .await
+                .map_err(|e| e.to_string())?;
+            let id = state["accounts"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["name"] == "dev-eastus2"))
+                .map(|x| x["resource_id"].as_str().unwrap_or("").to_owned())
+                .unwrap_or_default();
+            dev.client
+                .delete(format!(
+                    "{}/arm{id}/deployments/{deployment}?api-version=2024-10-01",
+                    dev.emulator
+                ))
+                .bearer_auth("someone")
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("    day 8: dev-eastus2/{deployment} deleted behind the pipeline's back");
+        }
+        dev.run_timer("KeepWarm").await?;
+        let inv = ops::status(&dev.http, "environments")
+            .await
+            .map_err(|e| e.to_string())?;
+        let healthy = inv["environments"].as_object().map_or(0, |o| {
+            o.values()
+                .flat_map(|e| {
+                    e["regions"]
+                        .as_object()
+                        .into_iter()
+                        .flat_map(|r| r.values())
+                })
+                .filter(|r| r["health"] == "healthy" || r["health"] == "restored")
+                .count()
+        });
+        println!("    day {day}: keepalive pinged every deployment, {healthy}/6 healthy");
+    }
+    let inv = ops::status(&dev.http, "environments")
+        .await
+        .map_err(|e| e.to_string())?;
+    let restored = inv["environments"]["dev"]["regions"]["eastus2"]["restorations"]
+        .as_u64()
+        .unwrap_or(0);
+    if restored != 1 {
+        return Err(format!(
+            "KeepWarm should have restored dev-eastus2 once, saw {restored}"
+        ));
+    }
+    let state: Value = dev
+        .client
+        .get(format!("{}/_emulator/state", dev.emulator))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?
+        .json()
+        .await
+        .map_err(|e| e.to_string())?;
+    let alive = state["accounts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| {
+            a["deployments"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|x| x["name"] == deployment))
+        })
+        .count();
+    if alive != 6 {
+        return Err(format!("after 16 days {alive}/6 deployments are alive"));
+    }
+    println!(
+        "    after 16 days all 6 deployments are alive; dev-eastus2 was restored from the Hub model"
+    );
+
+    step(11, "Done");
+    let endpoints = ops::status(&dev.http, "endpoints")
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "    healthy endpoints per environment: {}",
+        endpoints["endpoints"]
+    );
+    println!(
+        "    audit trail: {}/api/status/audit/{run_id} · reports in {}/storage/reports/{run_id}/",
+        dev.http,
+        home.display()
+    );
+    println!(
+        "\nAll steps passed in {:.1} s.",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn print_regions(run: &Value, env: &str) {
+    for (region, r) in run["environments"][env]["regions"]
+        .as_object()
+        .into_iter()
+        .flatten()
+    {
+        println!(
+            "    {env}/{region}: {} on {} ({})",
+            r["deployment"].as_str().unwrap_or(""),
+            r["account"].as_str().unwrap_or(""),
+            r["status"].as_str().unwrap_or("")
+        );
+    }
+}
+
+fn tempdir_path() -> PathBuf {
+    std::env::temp_dir().join(format!("fthub-demo-{}", uuid::Uuid::new_v4().simple()))
+}

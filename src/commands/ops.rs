@@ -1,0 +1,186 @@
+//! `fthub submit`, `fthub approve` and `fthub status` in local mode: the same storage and
+//! bus `fthub dev` serves. (Azure mode, with the SDK adapters, arrives with issue #6.)
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::adapters::local::blob::FsBlobStore;
+use crate::adapters::local::bus::{LocalBus, OutgoingMessage};
+use crate::domain::approval::{Approval, Decision, parse_signing_key};
+use crate::domain::dataset_path::DATASETS_CONTAINER;
+use crate::ports::{BlobStore, Condition};
+
+/// Failures of the local commands, each with the next step for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// A file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// Path.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Bad input.
+    #[error("{0}")]
+    Usage(String),
+    /// Storage.
+    #[error("local storage failed: {0}")]
+    Store(#[from] crate::ports::BlobError),
+    /// Bus.
+    #[error("local bus failed: {0}")]
+    Bus(#[from] crate::adapters::local::bus::BusError),
+    /// The status API.
+    #[error("the status API at {url} did not answer ({detail}); is `fthub dev` running?")]
+    Api {
+        /// URL.
+        url: String,
+        /// What happened.
+        detail: String,
+    },
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, OpsError> {
+    std::fs::read(path).map_err(|source| OpsError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Uploads a submission directory: data files first, `manifest.json` last (it starts the
+/// run). Records the submitter in the manifest. Returns the blob names written.
+///
+/// # Errors
+/// A missing manifest or data file; storage failures.
+pub async fn submit(
+    home: &Path,
+    dir: &Path,
+    project: &str,
+    submission: &str,
+    submitter: &str,
+) -> Result<Vec<String>, OpsError> {
+    let manifest_path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&read(&manifest_path)?)
+        .map_err(|e| OpsError::Usage(format!("{} is not JSON: {e}", manifest_path.display())))?;
+    let obj = manifest
+        .as_object_mut()
+        .ok_or_else(|| OpsError::Usage("manifest.json must be an object".into()))?;
+    obj.entry("submitted_by")
+        .or_insert_with(|| Value::String(submitter.to_owned()));
+    let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+    let files: Vec<String> =
+        std::iter::once(text("training_file").unwrap_or_else(|| "train.jsonl".into()))
+            .chain(text("validation_file"))
+            .chain(text("eval_file"))
+            .collect();
+    let store = FsBlobStore::new(home.join("storage"));
+    let mut written = Vec::new();
+    for f in &files {
+        let name = format!("{project}/{submission}/{f}");
+        store
+            .put(
+                DATASETS_CONTAINER,
+                &name,
+                &read(&dir.join(f))?,
+                Condition::None,
+            )
+            .await?;
+        written.push(name);
+    }
+    let name = format!("{project}/{submission}/manifest.json");
+    store
+        .put(
+            DATASETS_CONTAINER,
+            &name,
+            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
+            Condition::None,
+        )
+        .await?;
+    written.push(name);
+    Ok(written)
+}
+
+/// Signs an approval with the key file and publishes it on the local `approvals` queue.
+///
+/// # Errors
+/// An unreadable or invalid key; bus failures.
+pub fn approve(
+    home: &Path,
+    run_id: &str,
+    env: &str,
+    decision: Decision,
+    approver: &str,
+    key_file: &Path,
+    reason: &str,
+) -> Result<Approval, OpsError> {
+    let key_text = String::from_utf8(read(key_file)?)
+        .map_err(|_| OpsError::Usage("the key file is not text".into()))?;
+    let key = parse_signing_key(&key_text).ok_or_else(|| {
+        OpsError::Usage(format!(
+            "{} is not an fthub key (create one with `fthub keygen`)",
+            key_file.display()
+        ))
+    })?;
+    let approval = Approval {
+        run_id: run_id.to_owned(),
+        environment: env.to_owned(),
+        decision,
+        approver: approver.to_owned(),
+        reason: reason.to_owned(),
+        issued_at: chrono::Utc::now(),
+        nonce: uuid::Uuid::new_v4().to_string(),
+    };
+    let signed = approval.clone().sign(&key);
+    let msg = OutgoingMessage {
+        body: serde_json::to_string(&signed).unwrap_or_default(),
+        message_id: Some(approval.nonce.clone()),
+        correlation_id: Some(run_id.to_owned()),
+        subject: Some(format!("approval.{env}")),
+        content_type: Some("application/json".into()),
+        ..Default::default()
+    };
+    LocalBus::new(home.join("bus")).send_to_queue("approvals", msg)?;
+    Ok(approval)
+}
+
+/// GETs `{base}/api/status/{path}`.
+///
+/// # Errors
+/// When the API does not answer with JSON.
+pub async fn status(base: &str, path: &str) -> Result<Value, OpsError> {
+    let url = format!("{}/api/status/{path}", base.trim_end_matches('/'));
+    let api = |detail: String| OpsError::Api {
+        url: url.clone(),
+        detail,
+    };
+    let resp = reqwest::Client::new()
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| api(e.to_string()))?;
+    let code = resp.status();
+    let v: Value = resp.json().await.map_err(|e| api(e.to_string()))?;
+    if !code.is_success() && code.as_u16() != 404 {
+        return Err(api(format!("HTTP {code}")));
+    }
+    Ok(v)
+}
+
+/// A table of runs for the terminal.
+pub fn runs_table(v: &Value) -> String {
+    let mut s = format!(
+        "{:<44} {:<18} {:<16} {}\n",
+        "RUN", "STAGE", "SUBMITTED BY", "MODEL"
+    );
+    for r in v["runs"].as_array().into_iter().flatten() {
+        s.push_str(&format!(
+            "{:<44} {:<18} {:<16} {}\n",
+            r["id"].as_str().unwrap_or(""),
+            r["stage"].as_str().unwrap_or(""),
+            r["submitted_by"].as_str().unwrap_or(""),
+            r["model"].as_str().unwrap_or("-")
+        ));
+    }
+    s
+}

@@ -1,0 +1,101 @@
+//! `manifest.json`: what a data scientist asks for. Every field has a default, so a bare
+//! `*.jsonl` drop runs with the project's defaults.
+
+use serde::{Deserialize, Serialize};
+
+use super::aoai::{Hyperparameters, TrainingMethod};
+use super::topology::{Defaults, Thresholds};
+
+/// The manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Base model (dated name), or a fine-tuned model to continue from.
+    #[serde(default)]
+    pub base_model: Option<String>,
+    /// Training method.
+    #[serde(default)]
+    pub method: TrainingMethod,
+    /// Hyperparameters.
+    #[serde(default)]
+    pub hyperparameters: Hyperparameters,
+    /// Seed.
+    #[serde(default)]
+    pub seed: Option<i64>,
+    /// Acceptance thresholds.
+    #[serde(default)]
+    pub thresholds: Option<Thresholds>,
+    /// Environments to reach (default all).
+    #[serde(default)]
+    pub environments: Option<Vec<String>>,
+    /// Run this one iterates on.
+    #[serde(default)]
+    pub parent_run: Option<String>,
+    /// Key Vault key reference for datasets stored with a customer-provided key.
+    #[serde(default)]
+    pub encryption_key: Option<String>,
+    /// Who submitted (the CLI fills it in).
+    #[serde(default)]
+    pub submitted_by: Option<String>,
+    /// Training file name within the submission.
+    #[serde(default = "default_train")]
+    pub training_file: String,
+    /// Validation file name, if any.
+    #[serde(default)]
+    pub validation_file: Option<String>,
+    /// Held-out evaluation file name, if any.
+    #[serde(default)]
+    pub eval_file: Option<String>,
+}
+
+fn default_train() -> String {
+    "train.jsonl".into()
+}
+
+impl Manifest {
+    /// The manifest of a bare drop.
+    pub fn bare(file: &str) -> Self {
+        Self {
+            base_model: None,
+            method: TrainingMethod::Supervised,
+            hyperparameters: Hyperparameters::default(),
+            seed: None,
+            thresholds: None,
+            environments: None,
+            parent_run: None,
+            encryption_key: None,
+            submitted_by: None,
+            training_file: file.into(),
+            validation_file: None,
+            eval_file: None,
+        }
+    }
+
+    /// Parses manifest JSON.
+    ///
+    /// # Errors
+    /// When it is not JSON or names unknown fields.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The base model, or the default.
+    pub fn base_model_or(&self, d: &Defaults) -> String {
+        self.base_model
+            .clone()
+            .unwrap_or_else(|| d.base_model.clone())
+    }
+
+    /// The thresholds, or the default.
+    pub fn thresholds_or(&self, d: &Defaults) -> Thresholds {
+        self.thresholds.unwrap_or(d.thresholds)
+    }
+
+    /// Data files in the submission (training first).
+    pub fn files(&self) -> Vec<String> {
+        std::iter::once(self.training_file.clone())
+            .chain(self.validation_file.clone())
+            .chain(self.eval_file.clone())
+            .collect()
+    }
+}

@@ -1,0 +1,431 @@
+//! The Hub/Spoke topology: the Hub account, the environments and their Spokes, deployment
+//! settings, approvers, and pipeline defaults. Loaded from JSON (`FTHUB_TOPOLOGY`, written by
+//! `scripts/topology.py` in Azure) or built in for local mode, and refused with a clear
+//! message when it breaks a rule the pipeline relies on.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The environments, in promotion order.
+pub const ENVIRONMENTS: [&str; 3] = ["dev", "test", "prod"];
+
+/// One Azure OpenAI account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Account name.
+    pub name: String,
+    /// Region.
+    pub region: String,
+    /// Subscription id.
+    pub subscription: String,
+    /// Entra tenant.
+    pub tenant: String,
+    /// Data-plane endpoint.
+    pub endpoint: String,
+    /// ARM resource id.
+    pub resource_id: String,
+}
+
+/// An approver: a name and an Ed25519 public key (base64 of the 32 bytes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approver {
+    /// Name, as it appears in approvals and the audit log.
+    pub name: String,
+    /// Public key, base64.
+    #[serde(default)]
+    pub public_key: String,
+}
+
+/// One environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    /// Its Spokes, one per region.
+    pub spokes: Vec<Account>,
+    /// Who may approve promotion into it (not used for `dev`, which is automatic).
+    #[serde(default)]
+    pub approvers: Vec<Approver>,
+    /// Accept fewer than two regions (logged at load).
+    #[serde(default)]
+    pub allow_single_region: bool,
+}
+
+/// How candidates and promoted models are deployed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeploymentSettings {
+    /// Deployment name template; `{project}` is replaced.
+    pub name_template: String,
+    /// SKU on Spokes.
+    pub sku: String,
+    /// Capacity on Spokes.
+    pub capacity: u32,
+    /// SKU of the Hub evaluation deployment.
+    pub evaluation_sku: String,
+    /// Capacity of the Hub evaluation deployment.
+    pub evaluation_capacity: u32,
+}
+
+impl Default for DeploymentSettings {
+    fn default() -> Self {
+        Self {
+            name_template: "ft-{project}".into(),
+            sku: "Standard".into(),
+            capacity: 50,
+            evaluation_sku: "Standard".into(),
+            evaluation_capacity: 50,
+        }
+    }
+}
+
+/// Acceptance thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Thresholds {
+    /// Minimum primary score (0..1) of the candidate.
+    pub min_score: f64,
+    /// Minimum gain of the primary score over the best baseline.
+    pub min_gain: f64,
+    /// Maximum p95 latency in milliseconds.
+    pub max_p95_latency_ms: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            min_score: 0.6,
+            min_gain: 0.05,
+            max_p95_latency_ms: 5000.0,
+        }
+    }
+}
+
+/// Pipeline defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Defaults {
+    /// Base model for bare drops.
+    pub base_model: String,
+    /// Acceptance thresholds when the manifest has none.
+    pub thresholds: Thresholds,
+    /// Approvals older than this are stale.
+    pub approval_max_age_minutes: i64,
+    /// A run in training longer than this is flagged.
+    pub training_deadline_hours: i64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            base_model: "gpt-4.1-mini-2025-04-14".into(),
+            thresholds: Thresholds::default(),
+            approval_max_age_minutes: 60,
+            training_deadline_hours: 48,
+        }
+    }
+}
+
+/// The whole topology.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Topology {
+    /// The Hub.
+    pub hub: Account,
+    /// Environments by name.
+    pub environments: BTreeMap<String, Environment>,
+    /// ARM base URL.
+    #[serde(default = "default_arm")]
+    pub arm_endpoint: String,
+    /// Deployment settings.
+    #[serde(default)]
+    pub deployment: DeploymentSettings,
+    /// KeepWarm's NCRONTAB schedule.
+    #[serde(default = "default_keepalive")]
+    pub keepalive_schedule: String,
+    /// Defaults.
+    #[serde(default)]
+    pub defaults: Defaults,
+}
+
+fn default_arm() -> String {
+    "https://management.azure.com".into()
+}
+
+fn default_keepalive() -> String {
+    "0 0 3 * * *".into()
+}
+
+/// Why a topology is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TopologyError {
+    /// Not valid JSON of the expected shape.
+    #[error("the topology is not valid: {0}")]
+    Parse(String),
+    /// An environment is missing.
+    #[error("environment {0:?} is missing")]
+    MissingEnvironment(String),
+    /// Fewer than two regions without the override.
+    #[error(
+        "environment {env:?} has {regions} region(s); at least two are required for BCDR (set allow_single_region to override)"
+    )]
+    TooFewRegions {
+        /// Environment.
+        env: String,
+        /// Distinct regions.
+        regions: usize,
+    },
+    /// The keepalive schedule leaves a gap of 15 days or more.
+    #[error("the keepalive schedule {schedule:?} {problem}")]
+    Keepalive {
+        /// Schedule.
+        schedule: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Two accounts or approvers share a name.
+    #[error("duplicate {what} name {name:?}")]
+    Duplicate {
+        /// Account or approver.
+        what: &'static str,
+        /// Name.
+        name: String,
+    },
+    /// An approver has no usable key.
+    #[error("approver {name:?} in {env} has no valid Ed25519 public key")]
+    ApproverKey {
+        /// Environment.
+        env: String,
+        /// Approver.
+        name: String,
+    },
+}
+
+impl Topology {
+    /// Parses and validates JSON.
+    ///
+    /// # Errors
+    /// See [`TopologyError`].
+    pub fn from_json(text: &str) -> Result<Self, TopologyError> {
+        let t: Self =
+            serde_json::from_str(text).map_err(|e| TopologyError::Parse(e.to_string()))?;
+        t.validate()?;
+        Ok(t)
+    }
+
+    /// Checks the rules the pipeline relies on.
+    ///
+    /// # Errors
+    /// See [`TopologyError`].
+    pub fn validate(&self) -> Result<(), TopologyError> {
+        let mut names = BTreeSet::from([self.hub.name.clone()]);
+        for env in ENVIRONMENTS {
+            let e = self
+                .environments
+                .get(env)
+                .ok_or_else(|| TopologyError::MissingEnvironment(env.into()))?;
+            let regions: BTreeSet<&str> = e.spokes.iter().map(|s| s.region.as_str()).collect();
+            if regions.len() < 2 && !e.allow_single_region {
+                return Err(TopologyError::TooFewRegions {
+                    env: env.into(),
+                    regions: regions.len(),
+                });
+            }
+            for s in &e.spokes {
+                if !names.insert(s.name.clone()) {
+                    return Err(TopologyError::Duplicate {
+                        what: "account",
+                        name: s.name.clone(),
+                    });
+                }
+            }
+            let mut approvers = BTreeSet::new();
+            for a in &e.approvers {
+                if !approvers.insert(a.name.as_str()) {
+                    return Err(TopologyError::Duplicate {
+                        what: "approver",
+                        name: a.name.clone(),
+                    });
+                }
+                if super::approval::parse_public_key(&a.public_key).is_none() {
+                    return Err(TopologyError::ApproverKey {
+                        env: env.into(),
+                        name: a.name.clone(),
+                    });
+                }
+            }
+        }
+        self.check_keepalive()
+    }
+
+    fn check_keepalive(&self) -> Result<(), TopologyError> {
+        let bad = |problem: String| TopologyError::Keepalive {
+            schedule: self.keepalive_schedule.clone(),
+            problem,
+        };
+        let cron = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .dom_and_dow(true)
+            .build()
+            .parse(&self.keepalive_schedule)
+            .map_err(|e| bad(format!("does not parse: {e}")))?;
+        // Walk a year of occurrences from a fixed start: the longest gap must stay under 15 days.
+        let mut t = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .map(|d| d.to_utc())
+            .unwrap_or_default();
+        let end = t + chrono::Duration::days(366);
+        let mut longest = chrono::Duration::zero();
+        while t < end {
+            let next = cron
+                .find_next_occurrence(&t, false)
+                .map_err(|_| bad("never fires".into()))?;
+            longest = longest.max(next - t);
+            t = next;
+        }
+        if longest >= chrono::Duration::days(15) {
+            return Err(bad(format!(
+                "leaves a gap of {} days; fine-tuned deployments are deleted after 15 idle days",
+                longest.num_days()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Spokes of an environment.
+    pub fn spokes(&self, env: &str) -> &[Account] {
+        self.environments
+            .get(env)
+            .map_or(&[], |e| e.spokes.as_slice())
+    }
+
+    /// The account with this name (Hub or Spoke).
+    pub fn account(&self, name: &str) -> Option<&Account> {
+        std::iter::once(&self.hub)
+            .chain(self.environments.values().flat_map(|e| e.spokes.iter()))
+            .find(|a| a.name == name)
+    }
+
+    /// The deployment name for a project.
+    pub fn deployment_name(&self, project: &str) -> String {
+        let safe: String = project
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        self.deployment.name_template.replace("{project}", &safe)
+    }
+
+    /// The local topology for `fthub dev`: the emulator's accounts at `base`, and the demo
+    /// approvers whose keys ship in `samples/keys/` (local use only).
+    pub fn local(base: &str) -> Self {
+        let base = base.trim_end_matches('/');
+        let acct = |name: &str, region: &str, sub: &str, rg: &str, tenant: &str| Account {
+            name: name.into(),
+            region: region.into(),
+            subscription: sub.into(),
+            tenant: tenant.into(),
+            endpoint: format!("{base}/{name}"),
+            resource_id: format!(
+                "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}"
+            ),
+        };
+        let approver = |name: &str, key: &str| Approver {
+            name: name.into(),
+            public_key: key.into(),
+        };
+        let env = |spokes: Vec<Account>, approvers: Vec<Approver>| Environment {
+            spokes,
+            approvers,
+            allow_single_region: false,
+        };
+        let mut environments = BTreeMap::new();
+        environments.insert(
+            "dev".into(),
+            env(
+                vec![
+                    acct(
+                        "dev-swedencentral",
+                        "swedencentral",
+                        "00000000-0000-0000-0000-0000000000d1",
+                        "rg-fthub-dev",
+                        "contoso",
+                    ),
+                    acct(
+                        "dev-eastus2",
+                        "eastus2",
+                        "00000000-0000-0000-0000-0000000000d1",
+                        "rg-fthub-dev",
+                        "contoso",
+                    ),
+                ],
+                vec![],
+            ),
+        );
+        environments.insert(
+            "test".into(),
+            env(
+                vec![
+                    acct(
+                        "test-swedencentral",
+                        "swedencentral",
+                        "00000000-0000-0000-0000-0000000000e1",
+                        "rg-fthub-test",
+                        "contoso",
+                    ),
+                    acct(
+                        "test-northcentralus",
+                        "northcentralus",
+                        "00000000-0000-0000-0000-0000000000e1",
+                        "rg-fthub-test",
+                        "contoso",
+                    ),
+                ],
+                vec![approver("quality-lead", LOCAL_TEST_APPROVER_KEY)],
+            ),
+        );
+        environments.insert(
+            "prod".into(),
+            env(
+                vec![
+                    acct(
+                        "prod-swedencentral",
+                        "swedencentral",
+                        "00000000-0000-0000-0000-0000000000f1",
+                        "rg-fthub-prod",
+                        "contoso",
+                    ),
+                    acct(
+                        "prod-eastus2",
+                        "eastus2",
+                        "00000000-0000-0000-0000-0000000000f2",
+                        "rg-fthub-prod",
+                        "fabrikam",
+                    ),
+                ],
+                vec![approver("release-manager", LOCAL_PROD_APPROVER_KEY)],
+            ),
+        );
+        Self {
+            hub: acct(
+                "hub",
+                "swedencentral",
+                "00000000-0000-0000-0000-0000000000a0",
+                "rg-fthub-hub",
+                "contoso",
+            ),
+            environments,
+            arm_endpoint: format!("{base}/arm"),
+            deployment: DeploymentSettings::default(),
+            keepalive_schedule: default_keepalive(),
+            defaults: Defaults::default(),
+        }
+    }
+}
+
+/// Public key of the local demo Test approver (private key: `samples/keys/quality-lead.key`).
+pub const LOCAL_TEST_APPROVER_KEY: &str = "lwUK8P+VJJSHOr6uH4jT+GFtFKLKxpjwpU+hgOvuZ78=";
+/// Public key of the local demo Prod approver (private key: `samples/keys/release-manager.key`).
+pub const LOCAL_PROD_APPROVER_KEY: &str = "INtUQennLX4/e/Juc9ur4y5wLInj5q64hKabPHbG0ds=";

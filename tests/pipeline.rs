@@ -1,0 +1,417 @@
+//! The pipeline's guarantees, driven through its service layer against the emulator over
+//! HTTP and a real local store: redelivered triggers repeat no effect, a crash between
+//! recording and completing a side effect resumes without a duplicate, refusals are recorded.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fthub::adapters::azure::arm::Arm;
+use fthub::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
+use fthub::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken};
+use fthub::adapters::local::blob::FsBlobStore;
+use fthub::domain::approval::{Approval, Decision, parse_signing_key};
+use fthub::domain::run::Stage;
+use fthub::domain::topology::Topology;
+use fthub::local::emulator::world::Timings;
+use fthub::local::emulator::{Emulator, builtin_accounts};
+use fthub::ports::{BlobStore, Condition, Inference};
+use fthub::services::pipeline::{Pipeline, PipelineError};
+use fthub::services::{inventory, runs};
+use serde_json::{Value, json};
+
+struct Env {
+    dir: tempfile::TempDir,
+    emulator: String,
+    pipeline: Pipeline,
+    client: reqwest::Client,
+}
+
+async fn env() -> Env {
+    let t = Timings {
+        file_processing_ms: 20,
+        job_queue_ms: 20,
+        job_training_ms: 100,
+        deployment_ms: 20,
+        ..Timings::default()
+    };
+    let emulator = fthub::local::emulator::spawn(0, Emulator::new(builtin_accounts(), t))
+        .await
+        .expect("emulator");
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(dir.path().join("storage")));
+    let topology = Topology::local(&emulator);
+    let http = Http::new(RetryPolicy {
+        budget: Duration::from_secs(10),
+        min_delay: Duration::from_millis(20),
+        ..RetryPolicy::default()
+    });
+    let auth = Auth::ApiKey(Secret::new("k"));
+    let plane = |endpoint: &str| {
+        Arc::new(DataPlane::new(
+            http.clone(),
+            endpoint,
+            Surface::Dated(GA_API_VERSION.into()),
+            auth.clone(),
+        ))
+    };
+    let hub = plane(&topology.hub.endpoint);
+    let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
+    inference.insert(topology.hub.name.clone(), hub.clone());
+    for e in topology.environments.values() {
+        for s in &e.spokes {
+            inference.insert(s.name.clone(), plane(&s.endpoint));
+        }
+    }
+    let arm = Arc::new(
+        Arm::new(
+            http.clone(),
+            &topology.arm_endpoint,
+            Arc::new(StaticToken(Secret::new("t"))),
+        )
+        .with_polling(Duration::from_millis(10), Duration::from_secs(10)),
+    );
+    let pipeline = Pipeline {
+        store,
+        topology: Arc::new(topology),
+        hub,
+        inference,
+        arm,
+        file_wait: Duration::from_secs(5),
+        eval_concurrency: 4,
+    };
+    Env {
+        dir,
+        emulator,
+        pipeline,
+        client: reqwest::Client::new(),
+    }
+}
+
+impl Env {
+    async fn submit(&self) {
+        let sample =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/classification");
+        let store = &self.pipeline.store;
+        for f in ["train.jsonl", "eval.jsonl"] {
+            store
+                .put(
+                    "datasets",
+                    &format!("acme/s1/{f}"),
+                    &std::fs::read(sample.join(f)).expect("read"),
+                    Condition::None,
+                )
+                .await
+                .expect("put");
+        }
+        let mut m: Value =
+            serde_json::from_slice(&std::fs::read(sample.join("manifest.json")).expect("manifest"))
+                .expect("json");
+        m["submitted_by"] = json!("data-scientist");
+        store
+            .put(
+                "datasets",
+                "acme/s1/manifest.json",
+                m.to_string().as_bytes(),
+                Condition::None,
+            )
+            .await
+            .expect("put");
+    }
+    async fn requests(&self) -> Vec<Value> {
+        self.client
+            .get(format!("{}/_emulator/requests", self.emulator))
+            .send()
+            .await
+            .expect("log")
+            .json()
+            .await
+            .expect("json")
+    }
+    async fn count(&self, method: &str, path_part: &str) -> usize {
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| {
+                r["method"] == method && r["path"].as_str().unwrap_or("").contains(path_part)
+            })
+            .count()
+    }
+    async fn run(&self) -> fthub::domain::run::Run {
+        runs::list(self.pipeline.store.as_ref())
+            .await
+            .expect("list")
+            .into_iter()
+            .next()
+            .expect("a run")
+    }
+    async fn train(&self) -> String {
+        let p = &self.pipeline;
+        for _ in 0..100 {
+            p.monitor_training().await.expect("monitor");
+            if self.run().await.stage != Stage::Training {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        let run = self.run().await;
+        assert_eq!(run.stage, Stage::Evaluating);
+        run.id
+    }
+}
+
+fn signed(
+    run_id: &str,
+    env: &str,
+    approver: &str,
+    key: &str,
+) -> fthub::domain::approval::SignedApproval {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("samples/keys")
+            .join(key),
+    )
+    .expect("key");
+    Approval {
+        run_id: run_id.into(),
+        environment: env.into(),
+        decision: Decision::Approve,
+        approver: approver.into(),
+        reason: "ok".into(),
+        issued_at: chrono::Utc::now(),
+        nonce: uuid::Uuid::new_v4().to_string(),
+    }
+    .sign(&parse_signing_key(&text).expect("key"))
+}
+
+#[tokio::test]
+async fn redelivered_triggers_create_one_job_one_evaluation_and_one_deployment_call_per_region() {
+    let e = env().await;
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("redelivered event");
+    p.on_dataset_blob("acme/s1/train.jsonl")
+        .await
+        .expect("a data file alone waits for its manifest");
+    assert_eq!(
+        runs::list(p.store.as_ref()).await.expect("list").len(),
+        1,
+        "one run"
+    );
+    assert_eq!(e.count("POST", "/fine_tuning/jobs?").await, 1, "one job");
+    let id = e.train().await;
+    let first = p.evaluate(&id).await.expect("evaluate");
+    assert_eq!(first.next.len(), 1);
+    let again = p.evaluate(&id).await.expect("redelivered");
+    assert!(
+        again.next.is_empty() && again.notifications.is_empty(),
+        "nothing twice"
+    );
+    p.promote_to_dev(&id).await.expect("dev");
+    p.promote_to_dev(&id).await.expect("redelivered");
+    assert_eq!(
+        e.count("PUT", "/deployments/ft-acme").await,
+        2,
+        "one PUT per Dev region"
+    );
+    let run = e.run().await;
+    assert_eq!(run.stage, Stage::Dev);
+    assert_eq!(run.environments["dev"].regions.len(), 2);
+    // One audit line per transition.
+    let audit = runs::audit_lines(p.store.as_ref(), Some(&id))
+        .await
+        .expect("audit");
+    assert_eq!(audit.len(), run.history.len());
+    let stages: Vec<&str> = run.history.iter().map(|t| t.to.as_str()).collect();
+    assert!(stages.starts_with(&["uploading", "training"]), "{stages:?}");
+    assert!(
+        stages.contains(&"evaluating") && stages.contains(&"evaluated") && stages.contains(&"dev")
+    );
+}
+
+#[tokio::test]
+async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
+    let e = env().await;
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    let run = e.run().await;
+    // Rewind the document to "create_job started, not done": the state after a crash
+    // between the call and its record.
+    runs::update(p.store.as_ref(), &run.id, |r| {
+        r.stage = Stage::Uploading;
+        r.job_id = None;
+        if let Some(eff) = r.effects.get_mut("create_job") {
+            eff.done_at = None;
+            eff.result = None;
+        }
+        Ok::<(), PipelineError>(())
+    })
+    .await
+    .expect("rewind");
+    p.monitor_training().await.expect("resume");
+    let resumed = e.run().await;
+    assert_eq!(resumed.stage, Stage::Training);
+    assert_eq!(
+        resumed.job_id, run.job_id,
+        "the job created before the crash was found by its suffix"
+    );
+    assert_eq!(
+        e.count("POST", "/fine_tuning/jobs?").await,
+        1,
+        "no second job"
+    );
+}
+
+#[tokio::test]
+async fn approvals_are_refused_and_recorded_for_skipped_stages_forgeries_and_replays() {
+    let e = env().await;
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    let id = e.train().await;
+    p.evaluate(&id).await.expect("evaluate");
+    p.promote_to_dev(&id).await.expect("dev");
+
+    let prod_first = p
+        .apply_approval(&signed(
+            &id,
+            "prod",
+            "release-manager",
+            "release-manager.key",
+        ))
+        .await
+        .expect_err("prod before test");
+    assert!(
+        prod_first.to_string().contains("not yet in test"),
+        "{prod_first}"
+    );
+    let forged = p
+        .apply_approval(&signed(&id, "test", "quality-lead", "intruder.key"))
+        .await
+        .expect_err("forged");
+    assert!(forged.to_string().contains("signature"), "{forged}");
+    let wrong_person = p
+        .apply_approval(&signed(
+            &id,
+            "test",
+            "release-manager",
+            "release-manager.key",
+        ))
+        .await
+        .expect_err("not a test approver");
+    assert!(
+        wrong_person.to_string().contains("not an approver"),
+        "{wrong_person}"
+    );
+    assert_eq!(
+        fthub::error::Classify::class(&forged),
+        fthub::error::ErrorClass::Terminal
+    );
+
+    let ok = signed(&id, "test", "quality-lead", "quality-lead.key");
+    p.apply_approval(&ok).await.expect("test approval");
+    assert_eq!(e.run().await.stage, Stage::Test);
+    // The same message delivered again continues (idempotent); it does not promote twice.
+    let puts = e.count("PUT", "/deployments/ft-acme").await;
+    p.apply_approval(&ok)
+        .await
+        .expect("redelivery of an applied approval");
+    assert_eq!(
+        e.count("PUT", "/deployments/ft-acme").await,
+        puts,
+        "no new deployment calls"
+    );
+    let history = e.run().await.history;
+    let refusals = history
+        .iter()
+        .filter(|t| t.to == "approval_refused")
+        .count();
+    assert_eq!(
+        refusals, 3,
+        "every refusal is in the run's history and the audit log"
+    );
+    let inv = inventory::load(p.store.as_ref())
+        .await
+        .expect("inventory")
+        .0;
+    assert_eq!(inv.environments["test"].regions.len(), 2);
+}
+
+#[tokio::test]
+async fn keepwarm_beats_the_fifteen_day_rule_and_restores_what_vanished() {
+    let e = env().await;
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    let id = e.train().await;
+    p.evaluate(&id).await.expect("evaluate");
+    p.promote_to_dev(&id).await.expect("dev");
+    let advance = |days: i64| {
+        let c = e.client.clone();
+        let url = format!("{}/_emulator/clock", e.emulator);
+        async move {
+            c.post(url)
+                .json(&json!({"advance_days": days}))
+                .send()
+                .await
+                .expect("clock")
+        }
+    };
+    for _ in 0..4 {
+        advance(4).await;
+        let out = p.keep_warm().await.expect("keepwarm");
+        assert_eq!(out.notifications[0]["pinged"], 2);
+    }
+    // 16 days later both Dev deployments are alive.
+    let model = e.run().await.fine_tuned_model.expect("model");
+    for spoke in ["dev-swedencentral", "dev-eastus2"] {
+        p.inference[spoke]
+            .chat(
+                "ft-acme",
+                &model,
+                &fthub::domain::aoai::ChatRequest {
+                    messages: vec![fthub::domain::aoai::ChatMessage {
+                        role: "user".into(),
+                        content: Some("invoice".into()),
+                    }],
+                    max_tokens: Some(5),
+                    temperature: None,
+                },
+            )
+            .await
+            .expect("alive after 16 days");
+    }
+    // Without KeepWarm the rule deletes them; the next KeepWarm restores both.
+    advance(16).await;
+    let out = p.keep_warm().await.expect("keepwarm");
+    assert_eq!(
+        out.notifications[0]["restored"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        out.notifications[0]
+    );
+    let inv = inventory::load(p.store.as_ref())
+        .await
+        .expect("inventory")
+        .0;
+    assert!(
+        inv.environments["dev"]
+            .regions
+            .values()
+            .all(|r| r.restorations == 1 && r.health == "restored")
+    );
+    let _ = &e.dir;
+    let _ = p.hub.list_jobs(None, 1).await.expect("hub reachable");
+}
