@@ -117,6 +117,17 @@ pub struct ModelScore {
     pub completion_tokens: f64,
     /// Primary score: label accuracy, else JSON field match, else token F1.
     pub score: f64,
+    /// Cost of 1,000 such requests at the topology's prices.
+    pub cost_per_1k_requests: f64,
+}
+
+impl ModelScore {
+    /// Sets the cost per 1,000 requests from prices per 1,000 tokens.
+    pub fn priced(mut self, per_1k_prompt: f64, per_1k_completion: f64) -> Self {
+        self.cost_per_1k_requests =
+            self.prompt_tokens * per_1k_prompt + self.completion_tokens * per_1k_completion;
+        self
+    }
 }
 
 /// One answered example.
@@ -178,6 +189,7 @@ pub fn score(label: &str, deployment: &str, answered: &[Answered]) -> ModelScore
             .sum::<f64>()
             / n,
         score: label_accuracy.or(json_field_match).unwrap_or(f1),
+        cost_per_1k_requests: 0.0,
     }
 }
 
@@ -252,6 +264,8 @@ mod tests {
         );
         assert_eq!(cand.label_accuracy, Some(2.0 / 3.0));
         assert_eq!(cand.score, 2.0 / 3.0);
+        // 10 prompt and 2 completion tokens per request.
+        assert!((cand.clone().priced(0.5, 2.0).cost_per_1k_requests - 9.0).abs() < 1e-9);
         let base = score(
             "base",
             "b",

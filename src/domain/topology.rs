@@ -112,6 +112,12 @@ pub struct Defaults {
     pub approval_max_age_minutes: i64,
     /// A run in training longer than this is flagged.
     pub training_deadline_hours: i64,
+    /// Price per 1,000 prompt tokens (for the evaluation's cost per 1,000 requests).
+    pub price_per_1k_prompt_tokens: f64,
+    /// Price per 1,000 completion tokens.
+    pub price_per_1k_completion_tokens: f64,
+    /// KeepWarm calls in flight per Spoke.
+    pub keepalive_concurrency_per_spoke: usize,
 }
 
 impl Default for Defaults {
@@ -121,6 +127,10 @@ impl Default for Defaults {
             thresholds: Thresholds::default(),
             approval_max_age_minutes: 60,
             training_deadline_hours: 48,
+            // Example figures; set your contract's prices in the topology.
+            price_per_1k_prompt_tokens: 0.0004,
+            price_per_1k_completion_tokens: 0.0016,
+            keepalive_concurrency_per_spoke: 4,
         }
     }
 }
@@ -429,3 +439,87 @@ impl Topology {
 pub const LOCAL_TEST_APPROVER_KEY: &str = "lwUK8P+VJJSHOr6uH4jT+GFtFKLKxpjwpU+hgOvuZ78=";
 /// Public key of the local demo Prod approver (private key: `samples/keys/release-manager.key`).
 pub const LOCAL_PROD_APPROVER_KEY: &str = "INtUQennLX4/e/Juc9ur4y5wLInj5q64hKabPHbG0ds=";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn local() -> Topology {
+        Topology::local("http://127.0.0.1:7072")
+    }
+
+    #[test]
+    fn the_local_topology_is_valid_and_round_trips_through_json() {
+        let t = local();
+        t.validate().expect("valid");
+        let again = Topology::from_json(&serde_json::to_string(&t).expect("json")).expect("parse");
+        assert_eq!(again, t);
+        assert_eq!(t.deployment_name("Support Routing"), "ft-support-routing");
+        assert_eq!(
+            t.account("prod-eastus2").map(|a| a.tenant.as_str()),
+            Some("fabrikam")
+        );
+    }
+
+    #[test]
+    fn an_environment_with_one_region_is_refused_unless_overridden() {
+        let mut t = local();
+        t.environments
+            .get_mut("test")
+            .expect("test")
+            .spokes
+            .truncate(1);
+        assert!(matches!(
+            t.validate(),
+            Err(TopologyError::TooFewRegions { .. })
+        ));
+        t.environments
+            .get_mut("test")
+            .expect("test")
+            .allow_single_region = true;
+        assert!(t.validate().is_ok());
+    }
+
+    #[test]
+    fn a_keepalive_schedule_with_a_fifteen_day_gap_is_refused() {
+        let mut t = local();
+        t.keepalive_schedule = "0 0 3 1 * *".into();
+        let err = t.validate().expect_err("monthly is too rare");
+        assert!(err.to_string().contains("15 idle days"), "{err}");
+        t.keepalive_schedule = "0 0 3 * * 1".into();
+        assert!(t.validate().is_ok(), "weekly is fine");
+        t.keepalive_schedule = "not cron".into();
+        assert!(t.validate().is_err());
+    }
+
+    #[test]
+    fn duplicate_names_and_approvers_without_keys_are_refused() {
+        let mut t = local();
+        let dup = t.environments["dev"].spokes[0].clone();
+        t.environments
+            .get_mut("prod")
+            .expect("prod")
+            .spokes
+            .push(dup);
+        assert!(matches!(t.validate(), Err(TopologyError::Duplicate { .. })));
+        let mut t = local();
+        t.environments
+            .get_mut("prod")
+            .expect("prod")
+            .approvers
+            .push(Approver {
+                name: "nokey".into(),
+                public_key: String::new(),
+            });
+        assert!(matches!(
+            t.validate(),
+            Err(TopologyError::ApproverKey { .. })
+        ));
+        let mut t = local();
+        t.environments.remove("test");
+        assert!(matches!(
+            t.validate(),
+            Err(TopologyError::MissingEnvironment(_))
+        ));
+    }
+}

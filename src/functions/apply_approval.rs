@@ -1,9 +1,9 @@
 //! `ApplyApproval`
 //!
 //! - Trigger: `serviceBusTrigger` on queue `approvals`.
-//! - Input: a JSON object message:a signed approval: promote to Test or Prod, or roll back (issue #5).
+//! - Input: a JSON object message, a signed approval: promote to Test or Prod, or roll back.
 //! - Outputs: `notifications`.
-//! - Idempotency: the Service Bus `MessageId`.
+//! - Idempotency: the approval nonce, recorded before anything is promoted.
 //! - Retries: a body that is not a JSON object is terminal (recorded, completed, never
 //!   redelivered); retryable failures answer 500 and Service Bus redelivers up to its
 //!   `MaxDeliveryCount`, then dead-letters.

@@ -1,9 +1,9 @@
 //! `EvaluateCandidate`
 //!
 //! - Trigger: `serviceBusTrigger` on queue `training-completed`.
-//! - Input: a JSON object message:a finished training run: evaluate the candidate against the baselines (issue #5).
+//! - Input: a JSON object message `{run_id}`: a finished training run: evaluate the candidate against the baselines.
 //! - Outputs: `evaluationCompleted`, `notifications`.
-//! - Idempotency: the Service Bus `MessageId`.
+//! - Idempotency: the run document: a step already recorded is not repeated.
 //! - Retries: a body that is not a JSON object is terminal (recorded, completed, never
 //!   redelivered); retryable failures answer 500 and Service Bus redelivers up to its
 //!   `MaxDeliveryCount`, then dead-letters.

@@ -3,7 +3,7 @@
 //! - Trigger: `timerTrigger`, daily, always well inside the 15-day inactivity window.
 //! - Input: `TimerInfo` (`IsPastDue` marks the one catch-up run after downtime).
 //! - Outputs: `notifications`.
-//! - Purpose: ping every fine-tuned deployment (issue #5).
+//! - Purpose: ping every fine-tuned deployment.
 //! - Retries: a failed run is not retried; the next occurrence runs again.
 
 use crate::error::FunctionError;

@@ -1,9 +1,9 @@
 //! `PromoteOnEvaluation`
 //!
 //! - Trigger: `serviceBusTrigger` on queue `evaluation-completed`.
-//! - Input: a JSON object message:an evaluation verdict: promote a passing candidate to Dev (issue #5).
+//! - Input: a JSON object message `{run_id, passed}`, an evaluation verdict: promote a passing candidate to Dev.
 //! - Outputs: `notifications`.
-//! - Idempotency: the Service Bus `MessageId`.
+//! - Idempotency: the run document: a step already recorded is not repeated.
 //! - Retries: a body that is not a JSON object is terminal (recorded, completed, never
 //!   redelivered); retryable failures answer 500 and Service Bus redelivers up to its
 //!   `MaxDeliveryCount`, then dead-letters.

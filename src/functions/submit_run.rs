@@ -3,7 +3,7 @@
 //! - Trigger: `httpTrigger` POST `runs` (auth level `function`).
 //! - Input: `{"project": ..., "submission": ...}` naming a dataset already in `datasets/`.
 //! - Outputs: `res`, `notifications`.
-//! - Idempotency: the run id derives from the submission and its content digest (issue #5).
+//! - Idempotency: the run id derives from the submission and its content digest.
 //! - Retries: a malformed request answers 400 to its caller; nothing is retried.
 
 use serde_json::json;

@@ -3,7 +3,7 @@
 //! - Trigger: `timerTrigger`, every minute.
 //! - Input: `TimerInfo` (`IsPastDue` marks the one catch-up run after downtime).
 //! - Outputs: `trainingCompleted`, `notifications`.
-//! - Purpose: poll running fine-tuning jobs (issue #5).
+//! - Purpose: poll running fine-tuning jobs.
 //! - Retries: a failed run is not retried; the next occurrence runs again.
 
 use crate::error::FunctionError;

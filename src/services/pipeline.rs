@@ -919,6 +919,15 @@ impl Pipeline {
             tracing::warn!(error = %e, deployment = %candidate, "Could not remove the evaluation deployment.");
         }
         let (cand, baselines) = outcome?;
+        let d = &self.topology.defaults;
+        let price = |m: ModelScore| {
+            m.priced(
+                d.price_per_1k_prompt_tokens,
+                d.price_per_1k_completion_tokens,
+            )
+        };
+        let cand = price(cand);
+        let baselines: Vec<ModelScore> = baselines.into_iter().map(price).collect();
         let thresholds = m.thresholds_or(&self.topology.defaults);
         let (passed, best, reasons) = evaluation::verdict(&cand, &baselines, &thresholds);
         let report = json!({"run_id": id, "examples": set.len(), "candidate": cand, "baselines": baselines, "thresholds": thresholds, "passed": passed, "reasons": reasons});
@@ -935,10 +944,10 @@ impl Pipeline {
         for r in &reasons {
             md.push_str(&format!("- ✗ {r}\n"));
         }
-        md.push_str("\n| Model | Score | Exact match | Token F1 | p50 ms | p95 ms | Prompt tok | Completion tok |\n|---|---|---|---|---|---|---|---|\n");
+        md.push_str("\n| Model | Score | Exact match | Token F1 | p50 ms | p95 ms | Prompt tok | Completion tok | Cost / 1k req |\n|---|---|---|---|---|---|---|---|---|\n");
         for s in std::iter::once(&cand).chain(&baselines) {
             md.push_str(&format!(
-                "| {} (`{}`) | {:.3} | {:.3} | {:.3} | {:.0} | {:.0} | {:.1} | {:.1} |\n",
+                "| {} (`{}`) | {:.3} | {:.3} | {:.3} | {:.0} | {:.0} | {:.1} | {:.1} | {:.4} |\n",
                 s.label,
                 s.deployment,
                 s.score,
@@ -947,7 +956,8 @@ impl Pipeline {
                 s.latency_p50_ms,
                 s.latency_p95_ms,
                 s.prompt_tokens,
-                s.completion_tokens
+                s.completion_tokens,
+                s.cost_per_1k_requests
             ));
         }
         self.put_report(id, "evaluation.md", md.as_bytes()).await?;
@@ -1344,7 +1354,27 @@ impl Pipeline {
                 }
             }
         }
+        // At most `keepalive_concurrency_per_spoke` calls in flight per Spoke, all Spokes at once.
+        let limit = self
+            .topology
+            .defaults
+            .keepalive_concurrency_per_spoke
+            .max(1);
+        let gates: BTreeMap<String, Arc<tokio::sync::Semaphore>> = targets
+            .iter()
+            .map(|(_, e)| {
+                (
+                    e.account.clone(),
+                    Arc::new(tokio::sync::Semaphore::new(limit)),
+                )
+            })
+            .collect();
+        let gates = &gates;
         let pings = targets.iter().map(|(env, e)| async move {
+            let _slot = gates[&e.account]
+                .acquire()
+                .await
+                .map_err(|_| refused("shutdown", "keepalive stopped"))?;
             let client = self.inference(&e.account)?.clone();
             match client.chat(&e.deployment, &e.model, &ping()).await {
                 Ok(r) => {
