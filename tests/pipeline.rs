@@ -415,3 +415,79 @@ async fn keepwarm_beats_the_fifteen_day_rule_and_restores_what_vanished() {
     let _ = &e.dir;
     let _ = p.hub.list_jobs(None, 1).await.expect("hub reachable");
 }
+
+#[tokio::test]
+async fn an_iteration_is_compared_with_its_parent_in_the_evaluation_report() {
+    let e = env().await;
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("first run");
+    let parent = e.train().await;
+    p.evaluate(&parent).await.expect("evaluate parent");
+    // Second submission: one more example, the parent named in the manifest.
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/classification");
+    let mut train = std::fs::read(sample.join("train.jsonl")).expect("train");
+    train.extend_from_slice(br#"{"messages":[{"role":"user","content":"My invoice total looks wrong"},{"role":"assistant","content":"billing"}]}"#);
+    train.push(b'\n');
+    let store = &p.store;
+    store
+        .put("datasets", "acme/s2/train.jsonl", &train, Condition::None)
+        .await
+        .expect("put");
+    store
+        .put(
+            "datasets",
+            "acme/s2/eval.jsonl",
+            &std::fs::read(sample.join("eval.jsonl")).expect("eval"),
+            Condition::None,
+        )
+        .await
+        .expect("put");
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(sample.join("manifest.json")).expect("manifest"))
+            .expect("json");
+    m["parent_run"] = json!(parent);
+    store
+        .put(
+            "datasets",
+            "acme/s2/manifest.json",
+            m.to_string().as_bytes(),
+            Condition::None,
+        )
+        .await
+        .expect("put");
+    p.on_dataset_blob("acme/s2/manifest.json")
+        .await
+        .expect("second run");
+    let child = runs::list(store.as_ref())
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|r| r.submission == "s2")
+        .expect("s2")
+        .id;
+    for _ in 0..100 {
+        p.monitor_training().await.expect("monitor");
+        if runs::get(store.as_ref(), &child)
+            .await
+            .expect("get")
+            .expect("run")
+            .0
+            .stage
+            == Stage::Evaluating
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    p.evaluate(&child).await.expect("evaluate child");
+    let (_, md) = store
+        .get("reports", &format!("{child}/evaluation.md"))
+        .await
+        .expect("report");
+    let md = String::from_utf8(md).expect("utf8");
+    assert!(md.contains("## Lineage") && md.contains(&parent), "{md}");
+    assert!(md.contains("| Training examples | 50 | 51 |"), "{md}");
+}

@@ -960,6 +960,9 @@ impl Pipeline {
                 s.cost_per_1k_requests
             ));
         }
+        if let Some(parent_id) = &m.parent_run {
+            md.push_str(&self.lineage(&run, parent_id, cand.score).await?);
+        }
         self.put_report(id, "evaluation.md", md.as_bytes()).await?;
         let summary = EvaluationSummary {
             passed,
@@ -1007,6 +1010,43 @@ impl Pipeline {
             ],
             next: vec![json!({"run_id": id, "passed": passed})],
         })
+    }
+
+    /// A Markdown section comparing a run with the run it iterates on.
+    async fn lineage(
+        &self,
+        run: &Run,
+        parent_id: &str,
+        score: f64,
+    ) -> Result<String, PipelineError> {
+        let Some((parent, _)) = runs::get(self.store.as_ref(), parent_id).await? else {
+            return Ok(format!(
+                "\n## Lineage\n\nParent run `{parent_id}` was not found.\n"
+            ));
+        };
+        let hp = |r: &Run| serde_json::to_string(&r.manifest.hyperparameters).unwrap_or_default();
+        let loss = |r: &Run| {
+            r.metrics
+                .as_ref()
+                .and_then(|m| m.final_train_loss)
+                .map_or("-".to_owned(), |l| format!("{l:.4}"))
+        };
+        let eval = |s: Option<f64>| s.map_or("-".to_owned(), |v| format!("{v:.3}"));
+        let examples = |r: &Run| r.validation.as_ref().map_or(0, |v| v.training_examples);
+        Ok(format!(
+            "\n## Lineage\n\n| | Parent `{}` | This run |\n|---|---|---|\n| Data digest | `{}` | `{}` |\n| Training examples | {} | {} |\n| Hyperparameters | `{}` | `{}` |\n| Final training loss | {} | {} |\n| Evaluation score | {} | {} |\n",
+            parent.id,
+            &parent.data_digest[..12.min(parent.data_digest.len())],
+            &run.data_digest[..12.min(run.data_digest.len())],
+            examples(&parent),
+            examples(run),
+            hp(&parent),
+            hp(run),
+            loss(&parent),
+            loss(run),
+            eval(parent.evaluation.as_ref().map(|e| e.score)),
+            eval(Some(score)),
+        ))
     }
 
     /// Deploys the run's model to every Spoke of `env` in parallel, smoke-tests each, and
