@@ -17,11 +17,6 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use std::collections::BTreeMap;
-use std::time::Duration;
-
-use crate::adapters::azure::arm::Arm;
-use crate::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
 use crate::adapters::azure::identity::ManagedIdentity;
 use crate::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken, TokenSource};
 use crate::adapters::local::blob::FsBlobStore;
@@ -31,7 +26,6 @@ use crate::functions;
 use crate::host::envelope::{Invocation, InvokeResponse};
 use crate::host::outcome;
 use crate::ports::BlobStore;
-use crate::ports::Inference;
 use crate::services::pipeline::Pipeline;
 
 /// The largest invocation body accepted: the host caps HTTP requests at 100 MB.
@@ -105,41 +99,9 @@ impl AppState {
                     )
                 }
             };
-        let surface = Surface::Dated(GA_API_VERSION.into());
-        let hub = Arc::new(DataPlane::new(
-            http.clone(),
-            &topology.hub.endpoint,
-            surface.clone(),
-            data_auth.clone(),
-        ));
-        let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
-        inference.insert(topology.hub.name.clone(), hub.clone());
-        for env in topology.environments.values() {
-            for s in &env.spokes {
-                inference.insert(
-                    s.name.clone(),
-                    Arc::new(DataPlane::new(
-                        http.clone(),
-                        &s.endpoint,
-                        surface.clone(),
-                        data_auth.clone(),
-                    )),
-                );
-            }
-        }
-        let arm = Arc::new(
-            Arm::new(http, &topology.arm_endpoint, arm_tokens)
-                .with_polling(Duration::from_millis(500), Duration::from_secs(600)),
-        );
-        let pipeline = Pipeline {
-            store: store.clone(),
-            topology: Arc::new(topology),
-            hub,
-            inference,
-            arm,
-            file_wait: Duration::from_secs(20),
-            eval_concurrency: 4,
-        };
+        let poll = std::time::Duration::from_millis(250);
+        let pipeline =
+            Pipeline::connect(store.clone(), topology, &http, &data_auth, arm_tokens, poll);
         Ok(Self {
             store,
             pipeline: Arc::new(pipeline),

@@ -2,12 +2,9 @@
 //! HTTP and a real local store: redelivered triggers repeat no effect, a crash between
 //! recording and completing a side effect resumes without a duplicate, refusals are recorded.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fthub::adapters::azure::arm::Arm;
-use fthub::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
 use fthub::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken};
 use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::approval::{Approval, Decision, parse_signing_key};
@@ -15,7 +12,7 @@ use fthub::domain::run::Stage;
 use fthub::domain::topology::Topology;
 use fthub::local::emulator::world::Timings;
 use fthub::local::emulator::{Emulator, builtin_accounts};
-use fthub::ports::{BlobStore, Condition, Inference};
+use fthub::ports::{BlobStore, Condition};
 use fthub::services::pipeline::{Pipeline, PipelineError};
 use fthub::services::{inventory, runs};
 use serde_json::{Value, json};
@@ -46,40 +43,16 @@ async fn env() -> Env {
         min_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
     });
-    let auth = Auth::ApiKey(Secret::new("k"));
-    let plane = |endpoint: &str| {
-        Arc::new(DataPlane::new(
-            http.clone(),
-            endpoint,
-            Surface::Dated(GA_API_VERSION.into()),
-            auth.clone(),
-        ))
-    };
-    let hub = plane(&topology.hub.endpoint);
-    let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
-    inference.insert(topology.hub.name.clone(), hub.clone());
-    for e in topology.environments.values() {
-        for s in &e.spokes {
-            inference.insert(s.name.clone(), plane(&s.endpoint));
-        }
-    }
-    let arm = Arc::new(
-        Arm::new(
-            http.clone(),
-            &topology.arm_endpoint,
-            Arc::new(StaticToken(Secret::new("t"))),
-        )
-        .with_polling(Duration::from_millis(10), Duration::from_secs(10)),
-    );
-    let pipeline = Pipeline {
+    let arm_tokens = Arc::new(StaticToken(Secret::new("t")));
+    let mut pipeline = Pipeline::connect(
         store,
-        topology: Arc::new(topology),
-        hub,
-        inference,
-        arm,
-        file_wait: Duration::from_secs(5),
-        eval_concurrency: 4,
-    };
+        topology,
+        &http,
+        &Auth::ApiKey(Secret::new("k")),
+        arm_tokens,
+        Duration::from_millis(10),
+    );
+    pipeline.file_wait = Duration::from_secs(5);
     Env {
         dir,
         emulator,

@@ -37,9 +37,13 @@ fn free_port() -> std::io::Result<u16> {
         .port())
 }
 
+/// Prints a step heading with the time since the demo started.
 fn step(n: usize, text: &str) {
-    println!("\n[{n}] {text}");
+    let t = STARTED.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
+    println!("\n[{n}] {text}   (t = {t:.1} s)");
 }
+
+static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
 fn fail(what: impl Into<String>) -> String {
     what.into()
@@ -172,6 +176,7 @@ impl Dev {
 /// The first step that failed.
 pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let started = Instant::now();
+    let _ = STARTED.set(started);
     if !opts.app.join("host.json").is_file() {
         return Err(format!(
             "{} has no host.json: run `fthub demo` from the repository root (or pass --app)",

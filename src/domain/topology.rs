@@ -328,11 +328,11 @@ impl Topology {
         self.deployment.name_template.replace("{project}", &safe)
     }
 
-    /// The local topology for `fthub dev`: the emulator's accounts at `base`, and the demo
-    /// approvers whose keys ship in `samples/keys/` (local use only).
+    /// The local topology for `fthub dev`: the emulator's accounts ([`LOCAL_ACCOUNTS`]) at
+    /// `base`, and the demo approvers whose keys ship in `samples/keys/` (local use only).
     pub fn local(base: &str) -> Self {
         let base = base.trim_end_matches('/');
-        let acct = |name: &str, region: &str, sub: &str, rg: &str, tenant: &str| Account {
+        let account = |(name, region, sub, rg, tenant): (&str, &str, &str, &str, &str)| Account {
             name: name.into(),
             region: region.into(),
             subscription: sub.into(),
@@ -346,86 +346,29 @@ impl Topology {
             name: name.into(),
             public_key: key.into(),
         };
-        let env = |spokes: Vec<Account>, approvers: Vec<Approver>| Environment {
-            spokes,
-            approvers,
-            allow_single_region: false,
-        };
         let mut environments = BTreeMap::new();
-        environments.insert(
-            "dev".into(),
-            env(
-                vec![
-                    acct(
-                        "dev-swedencentral",
-                        "swedencentral",
-                        "00000000-0000-0000-0000-0000000000d1",
-                        "rg-fthub-dev",
-                        "contoso",
-                    ),
-                    acct(
-                        "dev-eastus2",
-                        "eastus2",
-                        "00000000-0000-0000-0000-0000000000d1",
-                        "rg-fthub-dev",
-                        "contoso",
-                    ),
-                ],
-                vec![],
-            ),
-        );
-        environments.insert(
-            "test".into(),
-            env(
-                vec![
-                    acct(
-                        "test-swedencentral",
-                        "swedencentral",
-                        "00000000-0000-0000-0000-0000000000e1",
-                        "rg-fthub-test",
-                        "contoso",
-                    ),
-                    acct(
-                        "test-northcentralus",
-                        "northcentralus",
-                        "00000000-0000-0000-0000-0000000000e1",
-                        "rg-fthub-test",
-                        "contoso",
-                    ),
-                ],
-                vec![approver("quality-lead", LOCAL_TEST_APPROVER_KEY)],
-            ),
-        );
-        environments.insert(
-            "prod".into(),
-            env(
-                vec![
-                    acct(
-                        "prod-swedencentral",
-                        "swedencentral",
-                        "00000000-0000-0000-0000-0000000000f1",
-                        "rg-fthub-prod",
-                        "contoso",
-                    ),
-                    acct(
-                        "prod-eastus2",
-                        "eastus2",
-                        "00000000-0000-0000-0000-0000000000f2",
-                        "rg-fthub-prod",
-                        "fabrikam",
-                    ),
-                ],
-                vec![approver("release-manager", LOCAL_PROD_APPROVER_KEY)],
-            ),
-        );
+        for env in ENVIRONMENTS {
+            let spokes = LOCAL_ACCOUNTS
+                .iter()
+                .filter(|a| a.0.starts_with(&format!("{env}-")))
+                .map(|a| account(*a))
+                .collect();
+            let approvers = match env {
+                "test" => vec![approver("quality-lead", LOCAL_TEST_APPROVER_KEY)],
+                "prod" => vec![approver("release-manager", LOCAL_PROD_APPROVER_KEY)],
+                _ => vec![],
+            };
+            environments.insert(
+                env.to_owned(),
+                Environment {
+                    spokes,
+                    approvers,
+                    allow_single_region: false,
+                },
+            );
+        }
         Self {
-            hub: acct(
-                "hub",
-                "swedencentral",
-                "00000000-0000-0000-0000-0000000000a0",
-                "rg-fthub-hub",
-                "contoso",
-            ),
+            hub: account(LOCAL_ACCOUNTS[0]),
             environments,
             arm_endpoint: format!("{base}/arm"),
             deployment: DeploymentSettings::default(),
@@ -434,6 +377,61 @@ impl Topology {
         }
     }
 }
+
+/// The built-in local estate (name, region, subscription, resource group, tenant): the Hub,
+/// then two regions per environment; `prod-eastus2` sits in another tenant so cross-tenant
+/// deployment is exercised. The emulator serves exactly these.
+pub const LOCAL_ACCOUNTS: [(&str, &str, &str, &str, &str); 7] = [
+    (
+        "hub",
+        "swedencentral",
+        "00000000-0000-0000-0000-0000000000a0",
+        "rg-fthub-hub",
+        "contoso",
+    ),
+    (
+        "dev-swedencentral",
+        "swedencentral",
+        "00000000-0000-0000-0000-0000000000d1",
+        "rg-fthub-dev",
+        "contoso",
+    ),
+    (
+        "dev-eastus2",
+        "eastus2",
+        "00000000-0000-0000-0000-0000000000d1",
+        "rg-fthub-dev",
+        "contoso",
+    ),
+    (
+        "test-swedencentral",
+        "swedencentral",
+        "00000000-0000-0000-0000-0000000000e1",
+        "rg-fthub-test",
+        "contoso",
+    ),
+    (
+        "test-northcentralus",
+        "northcentralus",
+        "00000000-0000-0000-0000-0000000000e1",
+        "rg-fthub-test",
+        "contoso",
+    ),
+    (
+        "prod-swedencentral",
+        "swedencentral",
+        "00000000-0000-0000-0000-0000000000f1",
+        "rg-fthub-prod",
+        "contoso",
+    ),
+    (
+        "prod-eastus2",
+        "eastus2",
+        "00000000-0000-0000-0000-0000000000f2",
+        "rg-fthub-prod",
+        "fabrikam",
+    ),
+];
 
 /// Public key of the local demo Test approver (private key: `samples/keys/quality-lead.key`).
 pub const LOCAL_TEST_APPROVER_KEY: &str = "lwUK8P+VJJSHOr6uH4jT+GFtFKLKxpjwpU+hgOvuZ78=";

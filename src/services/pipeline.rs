@@ -127,6 +127,48 @@ pub struct Pipeline {
 
 const ACTOR_PIPELINE: &str = "pipeline";
 
+impl Pipeline {
+    /// Connects a pipeline to the topology's accounts: one data-plane client per account on
+    /// the shared HTTP core, ARM for deployments polled every `poll`.
+    pub fn connect(
+        store: Arc<dyn BlobStore>,
+        topology: Topology,
+        http: &crate::adapters::azure::Http,
+        data_auth: &crate::adapters::azure::Auth,
+        arm_tokens: Arc<dyn crate::adapters::azure::TokenSource>,
+        poll: Duration,
+    ) -> Self {
+        use crate::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
+        let plane = |endpoint: &str| {
+            Arc::new(DataPlane::new(
+                http.clone(),
+                endpoint,
+                Surface::Dated(GA_API_VERSION.into()),
+                data_auth.clone(),
+            ))
+        };
+        let hub = plane(&topology.hub.endpoint);
+        let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
+        inference.insert(topology.hub.name.clone(), hub.clone());
+        for s in topology.environments.values().flat_map(|e| e.spokes.iter()) {
+            inference.insert(s.name.clone(), plane(&s.endpoint));
+        }
+        let arm = Arc::new(
+            crate::adapters::azure::arm::Arm::new(http.clone(), &topology.arm_endpoint, arm_tokens)
+                .with_polling(poll, Duration::from_secs(600)),
+        );
+        Self {
+            store,
+            topology: Arc::new(topology),
+            hub,
+            inference,
+            arm,
+            file_wait: Duration::from_secs(20),
+            eval_concurrency: 4,
+        }
+    }
+}
+
 async fn blob_digest(store: &dyn BlobStore, name: &str) -> Result<(String, u64), BlobError> {
     use sha2::Digest as _;
     use tokio::io::AsyncReadExt as _;

@@ -33,67 +33,18 @@ pub struct Emulator {
     base: Arc<Mutex<String>>,
 }
 
-/// The built-in local topology's accounts: the Hub and two regions per environment; the
-/// second Prod region sits in another tenant, so cross-tenant deployment is exercised.
+/// The built-in local topology's accounts ([`crate::domain::topology::LOCAL_ACCOUNTS`]).
 pub fn builtin_accounts() -> Vec<AccountConfig> {
-    let acct = |name: &str, region: &str, sub: &str, rg: &str, tenant: &str| AccountConfig {
-        name: name.into(),
-        region: region.into(),
-        subscription: sub.into(),
-        resource_group: rg.into(),
-        tenant: tenant.into(),
-    };
-    vec![
-        acct(
-            "hub",
-            "swedencentral",
-            "00000000-0000-0000-0000-0000000000a0",
-            "rg-fthub-hub",
-            "contoso",
-        ),
-        acct(
-            "dev-swedencentral",
-            "swedencentral",
-            "00000000-0000-0000-0000-0000000000d1",
-            "rg-fthub-dev",
-            "contoso",
-        ),
-        acct(
-            "dev-eastus2",
-            "eastus2",
-            "00000000-0000-0000-0000-0000000000d1",
-            "rg-fthub-dev",
-            "contoso",
-        ),
-        acct(
-            "test-swedencentral",
-            "swedencentral",
-            "00000000-0000-0000-0000-0000000000e1",
-            "rg-fthub-test",
-            "contoso",
-        ),
-        acct(
-            "test-northcentralus",
-            "northcentralus",
-            "00000000-0000-0000-0000-0000000000e1",
-            "rg-fthub-test",
-            "contoso",
-        ),
-        acct(
-            "prod-swedencentral",
-            "swedencentral",
-            "00000000-0000-0000-0000-0000000000f1",
-            "rg-fthub-prod",
-            "contoso",
-        ),
-        acct(
-            "prod-eastus2",
-            "eastus2",
-            "00000000-0000-0000-0000-0000000000f2",
-            "rg-fthub-prod",
-            "fabrikam",
-        ),
-    ]
+    crate::domain::topology::LOCAL_ACCOUNTS
+        .iter()
+        .map(|(name, region, sub, rg, tenant)| AccountConfig {
+            name: (*name).into(),
+            region: (*region).into(),
+            subscription: (*sub).into(),
+            resource_group: (*rg).into(),
+            tenant: (*tenant).into(),
+        })
+        .collect()
 }
 
 fn error(status: u16, code: &str, message: &str) -> Response {

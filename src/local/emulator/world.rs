@@ -67,6 +67,8 @@ pub struct Timings {
     pub hang_ms: u64,
     /// Items per page of ARM lists.
     pub arm_page_size: usize,
+    /// Fine-tuned deployments per account (Azure: 5; benchmarks raise it).
+    pub max_ft_deployments: usize,
 }
 
 impl Default for Timings {
@@ -79,6 +81,7 @@ impl Default for Timings {
             inference_latency_ms: 0,
             hang_ms: 65_000,
             arm_page_size: 50,
+            max_ft_deployments: MAX_FT_DEPLOYMENTS,
         }
     }
 }
@@ -724,6 +727,7 @@ impl World {
     ) -> Result<(bool, Value, String), Refusal> {
         let now = self.now();
         let ready = now + Self::ms(self.timings.deployment_ms);
+        let max_ft = self.timings.max_ft_deployments;
         let dest = self.accounts.get(account).ok_or_else(|| {
             refuse(
                 404,
@@ -821,7 +825,7 @@ impl World {
             .values()
             .filter(|d| d.is_fine_tuned() && d.name != name)
             .count();
-        if model_name.contains(".ft-") && ft_others >= MAX_FT_DEPLOYMENTS {
+        if model_name.contains(".ft-") && ft_others >= max_ft {
             return Err(refuse(
                 400,
                 "QuotaExceeded",
