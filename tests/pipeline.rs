@@ -119,17 +119,30 @@ impl Env {
             .expect("a run")
     }
     async fn train(&self) -> String {
+        let id = self.run().await.id;
+        self.train_run(&id).await;
+        id
+    }
+
+    /// Runs TrainingMonitor until the run leaves `training`; it must reach `evaluating`.
+    async fn train_run(&self, id: &str) {
         let p = &self.pipeline;
+        let stage = || async {
+            runs::get(p.store.as_ref(), id)
+                .await
+                .expect("get")
+                .expect("run")
+                .0
+                .stage
+        };
         for _ in 0..100 {
             p.monitor_training().await.expect("monitor");
-            if self.run().await.stage != Stage::Training {
+            if stage().await != Stage::Training {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        let run = self.run().await;
-        assert_eq!(run.stage, Stage::Evaluating);
-        run.id
+        assert_eq!(stage().await, Stage::Evaluating);
     }
 }
 
@@ -441,20 +454,7 @@ async fn an_iteration_is_compared_with_its_parent_in_the_evaluation_report() {
         .find(|r| r.submission == "s2")
         .expect("s2")
         .id;
-    for _ in 0..100 {
-        p.monitor_training().await.expect("monitor");
-        if runs::get(store.as_ref(), &child)
-            .await
-            .expect("get")
-            .expect("run")
-            .0
-            .stage
-            == Stage::Evaluating
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
+    e.train_run(&child).await;
     p.evaluate(&child).await.expect("evaluate child");
     let (_, md) = store
         .get("reports", &format!("{child}/evaluation.md"))

@@ -325,19 +325,15 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         7,
         "quality-lead signs a Test approval; ApplyApproval verifies it and promotes",
     );
-    ops::approve(
+    approve_and_wait(
+        dev,
         home,
+        &keys,
         &run_id,
         "test",
-        Decision::Approve,
         "quality-lead",
-        &keys.join("quality-lead.key"),
         "eval passed, Dev smoke tests green",
     )
-    .map_err(|e| e.to_string())?;
-    dev.wait_for("Test", Duration::from_secs(120), async || {
-        Ok(dev.run_doc(&run_id).await?["stage"] == "test")
-    })
     .await?;
     print_regions(&dev.run_doc(&run_id).await?, "test");
 
@@ -377,19 +373,15 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         9,
         "release-manager signs the Prod approval: Prod in two regions, one in another tenant",
     );
-    ops::approve(
+    approve_and_wait(
+        dev,
         home,
+        &keys,
         &run_id,
         "prod",
-        Decision::Approve,
         "release-manager",
-        &keys.join("release-manager.key"),
         "CAB approved",
     )
-    .map_err(|e| e.to_string())?;
-    dev.wait_for("Prod", Duration::from_secs(120), async || {
-        Ok(dev.run_doc(&run_id).await?["stage"] == "prod")
-    })
     .await?;
     print_regions(&dev.run_doc(&run_id).await?, "prod");
 
@@ -498,6 +490,25 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Signs an approval with the approver's demo key and waits until the run reaches `env`.
+async fn approve_and_wait(
+    dev: &Dev,
+    home: &Path,
+    keys: &Path,
+    run_id: &str,
+    env: &str,
+    approver: &str,
+    reason: &str,
+) -> Result<(), String> {
+    let key = keys.join(format!("{approver}.key"));
+    ops::approve(home, run_id, env, Decision::Approve, approver, &key, reason)
+        .map_err(|e| e.to_string())?;
+    dev.wait_for(env, Duration::from_secs(120), async || {
+        Ok(dev.run_doc(run_id).await?["stage"] == env)
+    })
+    .await
 }
 
 fn print_regions(run: &Value, env: &str) {

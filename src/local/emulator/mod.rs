@@ -448,18 +448,7 @@ async fn job_events(
     Path((account, id)): Path<(String, String)>,
     q: Q,
 ) -> Response {
-    found(
-        emu.with(|w| {
-            w.job_list(
-                &account,
-                &id,
-                false,
-                q.get("after").map(String::as_str),
-                limit_of(&q, 20),
-            )
-        }),
-        "job",
-    )
+    job_list(&emu, &account, &id, false, &q)
 }
 
 async fn job_checkpoints(
@@ -467,14 +456,20 @@ async fn job_checkpoints(
     Path((account, id)): Path<(String, String)>,
     q: Q,
 ) -> Response {
+    job_list(&emu, &account, &id, true, &q)
+}
+
+/// Events (default page 20) or checkpoints (default page 10) of a job.
+fn job_list(emu: &Emulator, account: &str, id: &str, checkpoints: bool, q: &Q) -> Response {
+    let limit = limit_of(q, if checkpoints { 10 } else { 20 });
     found(
         emu.with(|w| {
             w.job_list(
-                &account,
-                &id,
-                true,
+                account,
+                id,
+                checkpoints,
                 q.get("after").map(String::as_str),
-                limit_of(&q, 10),
+                limit,
             )
         }),
         "job",
