@@ -63,15 +63,27 @@ async fn env() -> Env {
 
 impl Env {
     async fn submit(&self) {
+        self.submit_as("s1", None, None).await;
+    }
+
+    /// Uploads the classification sample as `acme/{submission}`, optionally with one more
+    /// training line and a parent run in the manifest.
+    async fn submit_as(&self, submission: &str, extra: Option<&str>, parent: Option<&str>) {
         let sample =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/classification");
         let store = &self.pipeline.store;
-        for f in ["train.jsonl", "eval.jsonl"] {
+        let mut train = std::fs::read(sample.join("train.jsonl")).expect("train");
+        if let Some(line) = extra {
+            train.extend_from_slice(line.as_bytes());
+            train.push(b'\n');
+        }
+        let eval = std::fs::read(sample.join("eval.jsonl")).expect("eval");
+        for (f, bytes) in [("train.jsonl", &train), ("eval.jsonl", &eval)] {
             store
                 .put(
                     "datasets",
-                    &format!("acme/s1/{f}"),
-                    &std::fs::read(sample.join(f)).expect("read"),
+                    &format!("acme/{submission}/{f}"),
+                    bytes,
                     Condition::None,
                 )
                 .await
@@ -81,16 +93,40 @@ impl Env {
             serde_json::from_slice(&std::fs::read(sample.join("manifest.json")).expect("manifest"))
                 .expect("json");
         m["submitted_by"] = json!("data-scientist");
+        if let Some(p) = parent {
+            m["parent_run"] = json!(p);
+        }
         store
             .put(
                 "datasets",
-                "acme/s1/manifest.json",
+                &format!("acme/{submission}/manifest.json"),
                 m.to_string().as_bytes(),
                 Condition::None,
             )
             .await
             .expect("put");
     }
+
+    /// Submits `acme/{submission}` and takes it through training, evaluation and Dev.
+    async fn to_dev(&self, submission: &str, extra: Option<&str>) -> String {
+        self.submit_as(submission, extra, None).await;
+        let p = &self.pipeline;
+        p.on_dataset_blob(&format!("acme/{submission}/manifest.json"))
+            .await
+            .expect("start");
+        let id = runs::list(p.store.as_ref())
+            .await
+            .expect("list")
+            .into_iter()
+            .find(|r| r.submission == submission)
+            .expect("run")
+            .id;
+        self.train_run(&id).await;
+        p.evaluate(&id).await.expect("evaluate");
+        p.promote_to_dev(&id).await.expect("dev");
+        id
+    }
+
     async fn requests(&self) -> Vec<Value> {
         self.client
             .get(format!("{}/_emulator/requests", self.emulator))
@@ -110,6 +146,14 @@ impl Env {
             })
             .count()
     }
+    async fn run_of(&self, id: &str) -> fthub::domain::run::Run {
+        runs::get(self.pipeline.store.as_ref(), id)
+            .await
+            .expect("get")
+            .expect("run")
+            .0
+    }
+
     async fn run(&self) -> fthub::domain::run::Run {
         runs::list(self.pipeline.store.as_ref())
             .await
@@ -146,11 +190,24 @@ impl Env {
     }
 }
 
+/// One more training example for a second submission.
+const EXTRA_LINE: &str = r#"{"messages":[{"role":"user","content":"My invoice total looks wrong"},{"role":"assistant","content":"billing"}]}"#;
+
 fn signed(
     run_id: &str,
     env: &str,
     approver: &str,
     key: &str,
+) -> fthub::domain::approval::SignedApproval {
+    signed_decision(run_id, env, approver, key, Decision::Approve)
+}
+
+fn signed_decision(
+    run_id: &str,
+    env: &str,
+    approver: &str,
+    key: &str,
+    decision: Decision,
 ) -> fthub::domain::approval::SignedApproval {
     let text = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -161,7 +218,7 @@ fn signed(
     Approval {
         run_id: run_id.into(),
         environment: env.into(),
-        decision: Decision::Approve,
+        decision,
         approver: approver.into(),
         reason: "ok".into(),
         issued_at: chrono::Utc::now(),
@@ -259,14 +316,8 @@ async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
 #[tokio::test]
 async fn approvals_are_refused_and_recorded_for_skipped_stages_forgeries_and_replays() {
     let e = env().await;
-    e.submit().await;
     let p = &e.pipeline;
-    p.on_dataset_blob("acme/s1/manifest.json")
-        .await
-        .expect("start");
-    let id = e.train().await;
-    p.evaluate(&id).await.expect("evaluate");
-    p.promote_to_dev(&id).await.expect("dev");
+    let id = e.to_dev("s1", None).await;
 
     let prod_first = p
         .apply_approval(&signed(
@@ -336,14 +387,8 @@ async fn approvals_are_refused_and_recorded_for_skipped_stages_forgeries_and_rep
 #[tokio::test]
 async fn keepwarm_beats_the_fifteen_day_rule_and_restores_what_vanished() {
     let e = env().await;
-    e.submit().await;
     let p = &e.pipeline;
-    p.on_dataset_blob("acme/s1/manifest.json")
-        .await
-        .expect("start");
-    let id = e.train().await;
-    p.evaluate(&id).await.expect("evaluate");
-    p.promote_to_dev(&id).await.expect("dev");
+    e.to_dev("s1", None).await;
     let advance = |days: i64| {
         let c = e.client.clone();
         let url = format!("{}/_emulator/clock", e.emulator);
@@ -413,37 +458,8 @@ async fn an_iteration_is_compared_with_its_parent_in_the_evaluation_report() {
     let parent = e.train().await;
     p.evaluate(&parent).await.expect("evaluate parent");
     // Second submission: one more example, the parent named in the manifest.
-    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/classification");
-    let mut train = std::fs::read(sample.join("train.jsonl")).expect("train");
-    train.extend_from_slice(br#"{"messages":[{"role":"user","content":"My invoice total looks wrong"},{"role":"assistant","content":"billing"}]}"#);
-    train.push(b'\n');
+    e.submit_as("s2", Some(EXTRA_LINE), Some(&parent)).await;
     let store = &p.store;
-    store
-        .put("datasets", "acme/s2/train.jsonl", &train, Condition::None)
-        .await
-        .expect("put");
-    store
-        .put(
-            "datasets",
-            "acme/s2/eval.jsonl",
-            &std::fs::read(sample.join("eval.jsonl")).expect("eval"),
-            Condition::None,
-        )
-        .await
-        .expect("put");
-    let mut m: Value =
-        serde_json::from_slice(&std::fs::read(sample.join("manifest.json")).expect("manifest"))
-            .expect("json");
-    m["parent_run"] = json!(parent);
-    store
-        .put(
-            "datasets",
-            "acme/s2/manifest.json",
-            m.to_string().as_bytes(),
-            Condition::None,
-        )
-        .await
-        .expect("put");
     p.on_dataset_blob("acme/s2/manifest.json")
         .await
         .expect("second run");
@@ -463,4 +479,116 @@ async fn an_iteration_is_compared_with_its_parent_in_the_evaluation_report() {
     let md = String::from_utf8(md).expect("utf8");
     assert!(md.contains("## Lineage") && md.contains(&parent), "{md}");
     assert!(md.contains("| Training examples | 50 | 51 |"), "{md}");
+}
+
+#[tokio::test]
+async fn a_region_down_during_promotion_leaves_the_environment_degraded_until_it_converges() {
+    let e = env().await;
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    let id = e.train().await;
+    p.evaluate(&id).await.expect("evaluate");
+    let fault = |outage: bool| {
+        let (c, url) = (e.client.clone(), format!("{}/_emulator/faults", e.emulator));
+        async move {
+            c.post(url)
+                .json(&json!({"region": "eastus2", "outage": outage}))
+                .send()
+                .await
+                .expect("faults")
+        }
+    };
+    fault(true).await;
+    let err = p.promote_to_dev(&id).await.expect_err("one region is down");
+    assert!(matches!(err, PipelineError::Degraded { .. }), "{err}");
+    assert_eq!(
+        fthub::error::Classify::class(&err),
+        fthub::error::ErrorClass::Retryable,
+        "redelivery retries it"
+    );
+    let run = e.run().await;
+    assert_eq!(
+        run.environments["dev"].status, "degraded",
+        "never reported healthy"
+    );
+    assert_eq!(
+        run.environments["dev"].regions["swedencentral"].status,
+        "verified"
+    );
+    assert_eq!(run.environments["dev"].regions["eastus2"].status, "failed");
+    assert_ne!(run.stage, Stage::Dev);
+    let puts_before = e
+        .count("PUT", "/dev-swedencentral/deployments/ft-acme")
+        .await;
+    fault(false).await;
+    p.promote_to_dev(&id)
+        .await
+        .expect("the region is back: converges");
+    let run = e.run().await;
+    assert_eq!(
+        (run.stage, run.environments["dev"].status.as_str()),
+        (Stage::Dev, "healthy")
+    );
+    assert_eq!(
+        e.count("PUT", "/dev-swedencentral/deployments/ft-acme")
+            .await,
+        puts_before,
+        "the healthy region is not deployed again"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_rollback_redeploys_the_previous_version_everywhere_in_the_environment() {
+    let e = env().await;
+    let p = &e.pipeline;
+    let first = e.to_dev("s1", None).await;
+    p.apply_approval(&signed(&first, "test", "quality-lead", "quality-lead.key"))
+        .await
+        .expect("first to test");
+    let second = e.to_dev("s2", Some(EXTRA_LINE)).await;
+    p.apply_approval(&signed(&second, "test", "quality-lead", "quality-lead.key"))
+        .await
+        .expect("second to test");
+    let first_model = e.run_of(&first).await.fine_tuned_model.expect("model");
+    let second_model = e.run_of(&second).await.fine_tuned_model.expect("model");
+    let served = || async {
+        let inv = inventory::load(e.pipeline.store.as_ref())
+            .await
+            .expect("inventory")
+            .0;
+        inv.environments["test"]
+            .regions
+            .values()
+            .map(|r| r.model.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(served().await, vec![second_model.clone(); 2]);
+    p.apply_approval(&signed_decision(
+        &second,
+        "test",
+        "quality-lead",
+        "quality-lead.key",
+        Decision::Rollback,
+    ))
+    .await
+    .expect("rollback");
+    assert_eq!(
+        served().await,
+        vec![first_model; 2],
+        "both Test regions serve the previous version again"
+    );
+    let run = runs::get(p.store.as_ref(), &second)
+        .await
+        .expect("get")
+        .expect("run")
+        .0;
+    assert_eq!(run.environments["test"].status, "rolled_back");
+    assert!(
+        run.history
+            .iter()
+            .any(|t| t.to == "rollback" && t.detail.contains(&first))
+    );
 }

@@ -198,6 +198,12 @@ async fn blob_digest(store: &dyn BlobStore, name: &str) -> Result<(String, u64),
     ))
 }
 
+/// The deployable base model of a dated base-model name: its family
+/// (`gpt-4o-2024-08-06` → `gpt-4o`), or the name itself when the family is unknown.
+fn base_deployment_model(base: &str) -> String {
+    tokens::model_spec(base).map_or_else(|| base.to_owned(), |s| s.family.to_owned())
+}
+
 fn suffix_for(run: &Run) -> String {
     // Azure: at most 40 characters of a-z A-Z 0-9 - _. The digest keeps it unique per run.
     let digest = run.id.rsplit('-').next().unwrap_or("");
@@ -909,12 +915,7 @@ impl Pipeline {
             .await?;
         let base_dep = format!("base-{}", run.base_model.replace('.', "-"));
         let base_spec = DeploymentSpec {
-            model: run
-                .base_model
-                .split('-')
-                .take(3)
-                .collect::<Vec<_>>()
-                .join("-"),
+            model: base_deployment_model(&run.base_model),
             source: None,
             source_account: None,
             ..spec.clone()
@@ -1539,5 +1540,21 @@ impl Pipeline {
             notifications,
             next: vec![],
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_baseline_deploys_the_family_of_a_dated_base_model() {
+        assert_eq!(base_deployment_model("gpt-4o-2024-08-06"), "gpt-4o");
+        assert_eq!(
+            base_deployment_model("gpt-4.1-mini-2025-04-14"),
+            "gpt-4.1-mini"
+        );
+        assert_eq!(base_deployment_model("gpt-35-turbo-0125"), "gpt-35-turbo");
+        assert_eq!(base_deployment_model("custom-model"), "custom-model");
     }
 }
