@@ -427,3 +427,80 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn a_failing_timer_with_a_retry_policy_is_retried_with_its_retry_context() {
+    let app = RecorderApp::new(
+        &[(
+            "Nightly",
+            json!({"bindings": [{"type": "timerTrigger", "direction": "in", "name": "timer", "schedule": "0 0 0 1 1 *", "runOnStartup": true}],
+                   "retry": {"strategy": "fixedDelay", "maxRetryCount": 2, "delayInterval": "00:00:00.100"}}),
+        )],
+        json!({}),
+    );
+    app.set_behaviour(json!({"Nightly": {"status": 500}}));
+    let home = tempfile::tempdir().expect("tmp");
+    let _dev = Dev::start(app.path(), home.path(), &[]).await;
+    assert!(eventually(WAIT, || app.invocations("Nightly").len() == 3).await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let runs = app.invocations("Nightly");
+    assert_eq!(
+        runs.len(),
+        3,
+        "the first try and maxRetryCount retries, then no more"
+    );
+    let counts: Vec<Value> = runs
+        .iter()
+        .map(|r| r["body"]["Metadata"]["RetryContext"]["RetryCount"].clone())
+        .collect();
+    assert_eq!(counts, [json!(0), json!(1), json!(2)]);
+    assert_eq!(
+        runs[2]["body"]["Metadata"]["RetryContext"]["MaxRetryCount"],
+        2
+    );
+}
+
+#[tokio::test]
+async fn http_in_and_out_functions_are_forwarded_raw_when_forwarding_is_on() {
+    let script = common::repo().join("tests/support/recording_handler.py");
+    let app = RecorderApp::new(
+        &[(
+            "Hello",
+            json!({"bindings": [{"type": "httpTrigger", "direction": "in", "name": "req", "methods": ["post"], "route": "hello"},
+                                {"type": "http", "direction": "out", "name": "res"}]}),
+        )],
+        json!({"customHandler": {"description": {"defaultExecutablePath": "python3", "arguments": [script]}, "enableForwardingHttpRequest": true}}),
+    );
+    let home = tempfile::tempdir().expect("tmp");
+    let dev = Dev::start(app.path(), home.path(), &[]).await;
+    let r = dev
+        .client
+        .post(dev.url("/api/hello?x=1"))
+        .json(&json!({"a": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert!(
+        body.get("Outputs").is_some(),
+        "the handler's own answer comes back unchanged: {body}"
+    );
+    let forwarded = app.invocations("api/hello?x=1");
+    assert_eq!(
+        forwarded.len(),
+        1,
+        "the request went to the handler at its original path"
+    );
+    assert_eq!(
+        forwarded[0]["body"],
+        json!({"a": 1}),
+        "the raw body, not an envelope"
+    );
+    let headers = forwarded[0]["headers"].as_object().expect("headers");
+    assert!(
+        headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("X-Azure-Functions-InvocationId"))
+    );
+}
