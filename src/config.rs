@@ -15,6 +15,9 @@ pub struct ServeConfig {
     /// `FTHUB_TOPOLOGY`: the topology file (written by `scripts/package` in Azure); `None`
     /// selects the built-in local topology.
     pub topology: Option<PathBuf>,
+    /// Where blobs live: `FTHUB_STORAGE`, else the host's identity-based
+    /// `AzureWebJobsStorage__blobServiceUri` / `__accountName`, else `{home}/storage`.
+    pub storage: crate::adapters::StoreSpec,
 }
 
 /// Blob containers the pipeline reads and writes (declared in `infra/main.bicep`).
@@ -23,6 +26,11 @@ pub const CONTAINERS: [&str; 4] = ["datasets", "reports", "state", "audit"];
 /// App settings the handler reads in Azure (declared in `infra/modules/functionapp.bicep`),
 /// besides the host's own connection settings.
 pub const AZURE_SETTINGS: [&str; 2] = ["FTHUB_TOPOLOGY", "FTHUB_LOG_FORMAT"];
+
+/// Optional settings the handler also reads: `FTHUB_STORAGE` (a connection string or blob
+/// service URL when pipeline data lives outside `AzureWebJobsStorage`) and
+/// `FTHUB_STORAGE_API_VERSION` (the storage service version to speak).
+pub const OPTIONAL_SETTINGS: [&str; 2] = ["FTHUB_STORAGE", "FTHUB_STORAGE_API_VERSION"];
 
 /// Default handler port when no host set one.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -56,10 +64,13 @@ impl ServeConfig {
         let topology = get("FTHUB_TOPOLOGY")
             .filter(|t| !t.is_empty())
             .map(PathBuf::from);
+        let storage = crate::adapters::StoreSpec::from_settings(&get, &home)
+            .map_err(|e| ConfigError::Storage(e.to_string()))?;
         Ok(Self {
             port,
             home,
             topology,
+            storage,
         })
     }
 
@@ -75,6 +86,9 @@ pub enum ConfigError {
     /// The port variable is not a number in 0..=65535.
     #[error("FUNCTIONS_CUSTOMHANDLER_PORT is {0:?}, not a port number")]
     Port(String),
+    /// The storage setting is malformed.
+    #[error("storage setting: {0}")]
+    Storage(String),
 }
 
 #[cfg(test)]

@@ -167,6 +167,10 @@ struct DevArgs {
     /// Port of the built-in Azure OpenAI emulator (0 picks a free one).
     #[arg(long, default_value_t = 7072)]
     emulator_port: u16,
+    /// Blob storage instead of the local directory: a connection string (Azurite:
+    /// `UseDevelopmentStorage=true`), a blob service URL or an account name (Entra ID).
+    #[arg(long, env = "FTHUB_STORAGE", hide_env_values = true)]
+    storage: Option<String>,
 }
 
 #[tokio::main]
@@ -317,6 +321,7 @@ async fn main() -> anyhow::Result<()> {
                 lock_duration: std::time::Duration::from_secs(a.lock_duration.max(1)),
                 scan_interval: std::time::Duration::from_millis(a.scan_interval_ms.max(10)),
                 emulator_port: Some(a.emulator_port),
+                storage: a.storage,
             };
             fthub::local::run(opts)
                 .await

@@ -9,7 +9,7 @@ use tokio::io::AsyncRead;
 
 use crate::error::{Classify, ErrorClass};
 
-/// An opaque blob version identifier, as Azure Storage returns it (without quotes).
+/// An opaque blob version identifier, without the quotes Azure puts around it in headers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ETag(pub String);
 
@@ -92,7 +92,113 @@ pub enum BlobError {
         #[source]
         source: std::io::Error,
     },
+    /// Another holder's lease blocks the operation.
+    #[error("blob {container}/{name} is leased by another holder")]
+    Leased {
+        /// Container.
+        container: String,
+        /// Blob name.
+        name: String,
+    },
+    /// The blob is stored with a customer-provided key and the key was missing or wrong.
+    #[error("blob {container}/{name}: {reason}")]
+    EncryptionKey {
+        /// Container.
+        container: String,
+        /// Blob name.
+        name: String,
+        /// What the service said.
+        reason: String,
+    },
+    /// The identity has no data-plane role on the account.
+    #[error(
+        "storage refused {what} (HTTP 403 {code}): assign the identity the \"{role}\" role on the storage account or container"
+    )]
+    Denied {
+        /// What was being done.
+        what: String,
+        /// Service error code.
+        code: String,
+        /// The role that grants it.
+        role: &'static str,
+    },
+    /// Any other service answer.
+    #[error("storage answered HTTP {status} {code} to {what}")]
+    Service {
+        /// What was being done.
+        what: String,
+        /// Status code.
+        status: u16,
+        /// Service error code.
+        code: String,
+    },
+    /// The store cannot do this at all (for example customer-provided keys on the local store).
+    #[error("{what} is not supported by this store")]
+    Unsupported {
+        /// The operation.
+        what: &'static str,
+    },
 }
+
+/// An AES-256 key for blobs stored with a customer-provided key (Azure's CPK). It is used
+/// only for reads and never stored, logged or shown: `Debug` prints its SHA-256, which
+/// Azure itself returns in response headers.
+#[derive(Clone)]
+pub struct CustomerKey {
+    key_base64: String,
+    sha256_base64: String,
+}
+
+impl CustomerKey {
+    /// From the 32 raw key bytes.
+    ///
+    /// # Errors
+    /// When the key is not 256 bits.
+    pub fn from_bytes(key: &[u8]) -> Result<Self, &'static str> {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        if key.len() != 32 {
+            return Err("a customer-provided key must be 256 bits (32 bytes)");
+        }
+        let b64 = base64::engine::general_purpose::STANDARD;
+        Ok(Self {
+            key_base64: b64.encode(key),
+            sha256_base64: b64.encode(sha2::Sha256::digest(key)),
+        })
+    }
+
+    /// From the base64 text Key Vault secrets and `az storage` use.
+    ///
+    /// # Errors
+    /// When the text is not base64 of a 256-bit key.
+    pub fn from_base64(text: &str) -> Result<Self, &'static str> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .map_err(|_| "a customer-provided key must be base64")?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The key, base64, for the `x-ms-encryption-key` header only.
+    pub fn key_base64(&self) -> &str {
+        &self.key_base64
+    }
+
+    /// The key's SHA-256, base64 (`x-ms-encryption-key-sha256`).
+    pub fn sha256_base64(&self) -> &str {
+        &self.sha256_base64
+    }
+}
+
+impl fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CustomerKey(sha256={})", self.sha256_base64)
+    }
+}
+
+/// A lease on a blob: whoever holds it is the single owner until it expires or is released.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseId(pub String);
 
 impl Classify for BlobError {
     fn class(&self) -> ErrorClass {
@@ -100,8 +206,21 @@ impl Classify for BlobError {
             // A conflict is somebody else's concurrent write: a retry re-reads and wins or agrees.
             BlobError::PreconditionFailed { .. }
             | BlobError::AlreadyExists { .. }
+            | BlobError::Leased { .. }
             | BlobError::Io { .. } => ErrorClass::Retryable,
-            BlobError::NotFound { .. } | BlobError::InvalidName { .. } => ErrorClass::Terminal,
+            // Role assignments take minutes to propagate: retrying keeps the event, and a
+            // dead letter after the last delivery records it if the role never arrives.
+            BlobError::Denied { .. } => ErrorClass::Retryable,
+            BlobError::Service { status, .. }
+                if *status == 408 || *status == 429 || *status >= 500 =>
+            {
+                ErrorClass::Retryable
+            }
+            BlobError::NotFound { .. }
+            | BlobError::InvalidName { .. }
+            | BlobError::EncryptionKey { .. }
+            | BlobError::Service { .. }
+            | BlobError::Unsupported { .. } => ErrorClass::Terminal,
         }
     }
     fn kind(&self) -> &'static str {
@@ -111,6 +230,11 @@ impl Classify for BlobError {
             BlobError::PreconditionFailed { .. } => "etag_conflict",
             BlobError::InvalidName { .. } => "invalid_blob_name",
             BlobError::Io { .. } => "storage_io",
+            BlobError::Leased { .. } => "blob_leased",
+            BlobError::EncryptionKey { .. } => "encryption_key",
+            BlobError::Denied { .. } => "storage_forbidden",
+            BlobError::Service { .. } => "storage_service",
+            BlobError::Unsupported { .. } => "storage_unsupported",
         }
     }
 }
@@ -149,6 +273,42 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         name: &str,
         condition: Condition,
     ) -> Result<bool, BlobError>;
+    /// Opens a blob stored with a customer-provided key. The key goes on the wire only.
+    async fn open_with_key(
+        &self,
+        container: &str,
+        name: &str,
+        key: &CustomerKey,
+    ) -> Result<(BlobProperties, BlobReader), BlobError> {
+        let _ = (container, name, key);
+        Err(BlobError::Unsupported {
+            what: "reading blobs stored with a customer-provided key",
+        })
+    }
+    /// Creates a container if it does not exist.
+    async fn ensure_container(&self, container: &str) -> Result<(), BlobError>;
+    /// Takes a lease on an existing blob for `seconds` (15–60, as Azure). `Ok(None)` when
+    /// another holder has it.
+    async fn acquire_lease(
+        &self,
+        container: &str,
+        name: &str,
+        seconds: u32,
+    ) -> Result<Option<LeaseId>, BlobError>;
+    /// Extends a held lease by its duration. `Leased` when it was lost to another holder.
+    async fn renew_lease(
+        &self,
+        container: &str,
+        name: &str,
+        lease: &LeaseId,
+    ) -> Result<(), BlobError>;
+    /// Gives a lease up early.
+    async fn release_lease(
+        &self,
+        container: &str,
+        name: &str,
+        lease: &LeaseId,
+    ) -> Result<(), BlobError>;
 }
 
 /// Failures talking to Azure OpenAI (data plane, ARM, inference).

@@ -17,9 +17,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-use crate::adapters::azure::identity::ManagedIdentity;
+use crate::adapters::OpenStoreError;
+use crate::adapters::azure::credential::{CredentialError, Entra};
 use crate::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken, TokenSource};
-use crate::adapters::local::blob::FsBlobStore;
 use crate::config::ServeConfig;
 use crate::domain::topology::{Topology, TopologyError};
 use crate::functions;
@@ -57,22 +57,34 @@ pub enum StartError {
     /// The topology is invalid.
     #[error(transparent)]
     Topology(#[from] TopologyError),
-    /// In Azure, no managed identity is available.
-    #[error(
-        "FTHUB_TOPOLOGY is set but no managed identity is available (IDENTITY_ENDPOINT, IDENTITY_HEADER)"
-    )]
-    NoIdentity,
+    /// No Entra identity could be set up.
+    #[error(transparent)]
+    Identity(#[from] CredentialError),
+    /// The blob store could not be opened.
+    #[error(transparent)]
+    Store(#[from] OpenStoreError),
 }
 
 impl AppState {
     /// The state from settings: with `FTHUB_TOPOLOGY`, the topology's accounts with the
-    /// managed identity; without, the local topology on the emulator (`FTHUB_EMULATOR_URL`,
-    /// default `http://127.0.0.1:7072`) with a local key.
+    /// process's Entra identity (managed identity in Azure); without, the local topology on
+    /// the emulator (`FTHUB_EMULATOR_URL`, default `http://127.0.0.1:7072`) with a local
+    /// key. Storage is [`ServeConfig::storage`].
     ///
     /// # Errors
-    /// An unreadable or invalid topology, or no identity in Azure mode.
+    /// An unreadable or invalid topology, a bad storage setting, or no identity.
     pub fn from_config(config: &ServeConfig) -> Result<Self, StartError> {
-        let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(config.storage_root()));
+        // One identity for storage, the data plane and ARM, built only if something needs it.
+        let identity = std::sync::OnceLock::<Entra>::new();
+        let entra = || -> Result<Entra, CredentialError> {
+            if let Some(e) = identity.get() {
+                return Ok(e.clone());
+            }
+            let e = Entra::from_env()?;
+            Ok(identity.get_or_init(|| e).clone())
+        };
+        let store: Arc<dyn BlobStore> = config.storage.open(entra)?;
+        tracing::info!(storage = %config.storage.describe(), "Blob store selected.");
         let http = Http::new(RetryPolicy::default());
         let (topology, data_auth, arm_tokens): (Topology, Auth, Arc<dyn TokenSource>) =
             match &config.topology {
@@ -83,9 +95,8 @@ impl AppState {
                             source,
                         })?;
                     let t = Topology::from_json(&text)?;
-                    let mi: Arc<dyn TokenSource> =
-                        Arc::new(ManagedIdentity::from_env().ok_or(StartError::NoIdentity)?);
-                    (t, Auth::Bearer(mi.clone()), mi)
+                    let id: Arc<dyn TokenSource> = Arc::new(entra()?);
+                    (t, Auth::Bearer(id.clone()), id)
                 }
                 None => {
                     let base = std::env::var("FTHUB_EMULATOR_URL")

@@ -14,7 +14,7 @@ use crate::error::FunctionError;
 use crate::host::trigger::HttpRequestData;
 use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
-use crate::services::{inventory, runs};
+use crate::services::status;
 
 use super::{ALL, FunctionSpec, http_response};
 
@@ -51,61 +51,10 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
                 "functions": ALL.iter().map(|s| json!({"name": s.name, "trigger": s.trigger_type})).collect::<Vec<_>>(),
             }),
         ),
-        ["runs"] => {
-            let list: Vec<_> = runs::list(store)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    json!({"id": r.id, "project": r.project, "submission": r.submission, "stage": r.stage, "submitted_by": r.submitted_by,
-                           "created_at": r.created_at, "updated_at": r.updated_at, "model": r.fine_tuned_model, "flags": r.flags})
-                })
-                .collect();
-            http_response(200, &json!({"runs": list}))
+        _ => {
+            let (code, body) = status::view(store, Some(&state.pipeline.topology), path).await?;
+            http_response(code, &body)
         }
-        ["runs", id] => match runs::get(store, id).await? {
-            Some((run, _)) => {
-                let parent = match &run.manifest.parent_run {
-                    Some(p) => runs::get(store, p).await?.map(|(p, _)| {
-                        json!({"id": p.id, "data_digest": p.data_digest, "hyperparameters": p.manifest.hyperparameters,
-                               "metrics": p.metrics, "evaluation": p.evaluation})
-                    }),
-                    None => None,
-                };
-                http_response(
-                    200,
-                    &json!({"run": run, "parent": parent, "reports": format!("reports/{}/", run.id)}),
-                )
-            }
-            None => http_response(404, &json!({"error": "not_found", "run": id})),
-        },
-        ["environments"] => {
-            let (inv, _) = inventory::load(store).await?;
-            http_response(200, &json!({"environments": inv.environments}))
-        }
-        ["endpoints"] => {
-            let (inv, _) = inventory::load(store).await?;
-            let topo = &state.pipeline.topology;
-            let mut out = serde_json::Map::new();
-            for (env, e) in &inv.environments {
-                let healthy: Vec<_> = e
-                    .regions
-                    .values()
-                    .filter(|x| x.health == "healthy" || x.health == "restored")
-                    .filter_map(|x| topo.account(&x.account).map(|a| json!({"region": x.region, "endpoint": a.endpoint, "deployment": x.deployment})))
-                    .collect();
-                out.insert(env.clone(), json!(healthy));
-            }
-            http_response(200, &json!({"endpoints": out}))
-        }
-        ["audit"] => http_response(
-            200,
-            &json!({"audit": runs::audit_lines(store, None).await?}),
-        ),
-        ["audit", id] => http_response(
-            200,
-            &json!({"audit": runs::audit_lines(store, Some(id)).await?}),
-        ),
-        _ => http_response(404, &json!({"error": "not_found", "path": path})),
     };
     let mut resp = InvokeResponse::default();
     resp.outputs.insert("res".into(), res);

@@ -21,7 +21,7 @@ use super::app::{EventGridSubscription, FunctionDef};
 use super::{Ctx, HOSTS_CONTAINER, payload};
 use crate::adapters::local::bus::OutgoingMessage;
 use crate::host::trigger::BLOB_CREATED;
-use crate::ports::{BlobProperties, BlobStore, Condition};
+use crate::ports::{BlobProperties, Condition};
 
 /// The queue poison blob records go to.
 pub const POISON_QUEUE: &str = "webjobs-blobtrigger-poison";

@@ -23,8 +23,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::adapters::local::blob::FsBlobStore;
+use crate::adapters::StoreSpec;
 use crate::adapters::local::bus::LocalBus;
+use crate::ports::BlobStore;
 use app::{FunctionApp, FunctionDef};
 use worker::{InvokeError, InvokeResult, Worker};
 
@@ -46,6 +47,9 @@ pub struct DevOptions {
     pub scan_interval: Duration,
     /// Port of the built-in Azure OpenAI emulator; `None` runs none.
     pub emulator_port: Option<u16>,
+    /// Where blobs live (`--storage`): the local directory, Azurite or an Azure account.
+    /// The handler is given the same setting (`FTHUB_STORAGE`).
+    pub storage: Option<String>,
 }
 
 /// Failures that stop `fthub dev`.
@@ -66,13 +70,16 @@ pub enum DevError {
     /// Other I/O.
     #[error("local host I/O failed")]
     Io(#[from] std::io::Error),
+    /// The storage setting could not be used.
+    #[error("storage: {0}")]
+    Storage(String),
 }
 
 /// Everything the trigger sources share.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
     pub(crate) app: Arc<FunctionApp>,
-    pub(crate) store: FsBlobStore,
+    pub(crate) store: Arc<dyn BlobStore>,
     pub(crate) bus: LocalBus,
     pub(crate) worker: Worker,
     pub(crate) host_id: String,
@@ -146,10 +153,29 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
         tracing::info!(%url, "Azure OpenAI emulator running.");
         extra_env.push(("FTHUB_EMULATOR_URL".to_owned(), url));
     }
+    let spec = match &opts.storage {
+        Some(v) => StoreSpec::parse(v, &home),
+        None => StoreSpec::from_settings(|k| app.settings.get(k).cloned(), &home),
+    }
+    .map_err(|e| DevError::Storage(e.to_string()))?;
+    let store = spec
+        .open(crate::adapters::azure::credential::Entra::from_env)
+        .map_err(|e| DevError::Storage(e.to_string()))?;
+    // The host and the pipeline need these; in Azure the infrastructure creates them.
+    for c in crate::config::CONTAINERS.iter().chain([&HOSTS_CONTAINER]) {
+        store
+            .ensure_container(c)
+            .await
+            .map_err(|e| DevError::Storage(format!("{}: {e}", spec.describe())))?;
+    }
+    if let Some(v) = &opts.storage {
+        extra_env.push(("FTHUB_STORAGE".to_owned(), v.clone()));
+    }
+    tracing::info!(storage = %spec.describe(), "Blob store selected.");
     let worker = Worker::start(&app, extra_env);
     let ctx = Ctx {
         app: app.clone(),
-        store: FsBlobStore::new(home.join("storage")),
+        store,
         bus: LocalBus::new(home.join("bus")),
         worker,
         host_id: host_id(),

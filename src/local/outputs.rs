@@ -179,7 +179,8 @@ impl Ctx {
                         .ok_or_else(|| OutputError::NoTarget(name.clone()))?;
                     let bytes = blob_bytes(binding, value);
                     self.store
-                        .put_sync(container, blob, &bytes, &Condition::None)
+                        .put(container, blob, &bytes, Condition::None)
+                        .await
                         .map_err(|source| OutputError::Blob {
                             binding: name.clone(),
                             source,

@@ -4,6 +4,8 @@
 //! downtime exactly one catch-up run fires with `IsPastDue: true`. Runs of one function
 //! never overlap. A retry policy (function or host `retry`) applies to timers only.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use croner::Cron;
 use croner::parser::{CronParser, Seconds};
@@ -12,7 +14,7 @@ use serde_json::{Map, Value, json};
 
 use super::app::{FunctionDef, expand_vars};
 use super::{Ctx, HOSTS_CONTAINER, payload};
-use crate::ports::{BlobStore, Condition};
+use crate::ports::{BlobError, Condition, LeaseId};
 
 /// Persisted schedule status, as the host's `ScheduleStatus`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,8 +102,70 @@ fn timer_info(status: Option<&ScheduleStatus>, is_past_due: bool) -> Value {
     })
 }
 
-/// Runs the timer for `def` until the process ends.
+/// Seconds a singleton lease lasts; it is renewed at a third of that.
+const LEASE_SECONDS: u32 = 15;
+
+/// The singleton lock blob of a timer listener, as the WebJobs SDK keeps it.
+fn lock_name(host_id: &str, function: &str) -> String {
+    format!("locks/{host_id}/Host.Functions.{function}.Listener")
+}
+
+/// Waits until this process holds the timer's singleton lease. Hosts sharing one storage
+/// account (scaled-out instances, or two `fthub dev` on one Azurite) run each timer once.
+async fn acquire(ctx: &Ctx, lock: &str) -> LeaseId {
+    let mut announced = false;
+    loop {
+        // The lock blob must exist before it can be leased; a racing creator is fine.
+        match ctx
+            .store
+            .put(HOSTS_CONTAINER, lock, b"", Condition::IfNotExists)
+            .await
+        {
+            Ok(_) | Err(BlobError::AlreadyExists { .. } | BlobError::Leased { .. }) => {}
+            Err(e) => tracing::warn!(error = %e, "Cannot create the timer lock blob."),
+        }
+        match ctx
+            .store
+            .acquire_lease(HOSTS_CONTAINER, lock, LEASE_SECONDS)
+            .await
+        {
+            Ok(Some(lease)) => return lease,
+            Ok(None) if !announced => {
+                tracing::info!(%lock, "Another host holds this timer; standing by.");
+                announced = true;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "Cannot take the timer lease."),
+        }
+        tokio::time::sleep(Duration::from_secs(u64::from(LEASE_SECONDS) / 3)).await;
+    }
+}
+
+/// Renews the lease until it is lost; returns when another host may have taken over.
+async fn hold(ctx: &Ctx, lock: &str, lease: &LeaseId) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(u64::from(LEASE_SECONDS) / 3)).await;
+        if let Err(e) = ctx.store.renew_lease(HOSTS_CONTAINER, lock, lease).await {
+            tracing::warn!(%lock, error = %e, "Lost the timer lease; stopping this timer until it is regained.");
+            return;
+        }
+    }
+}
+
+/// Runs the timer for `def` until the process ends, while holding its singleton lease.
 pub(crate) async fn run(ctx: Ctx, def: FunctionDef) {
+    let lock = lock_name(&ctx.host_id, &def.name);
+    loop {
+        let lease = acquire(&ctx, &lock).await;
+        tokio::select! {
+            () = schedule(&ctx, &def) => return,
+            () = hold(&ctx, &lock, &lease) => {}
+        }
+    }
+}
+
+/// The schedule loop of one timer.
+async fn schedule(ctx: &Ctx, def: &FunctionDef) {
     let Some(trigger) = def.trigger().cloned() else {
         return;
     };
@@ -130,7 +194,7 @@ pub(crate) async fn run(ctx: Ctx, def: FunctionDef) {
     let status_blob = status_name(&ctx.host_id, &def.name);
     let now = Utc::now();
     let mut status = if monitor {
-        load_status(&ctx, &status_blob).await
+        load_status(ctx, &status_blob).await
     } else {
         None
     };
@@ -138,10 +202,10 @@ pub(crate) async fn run(ctx: Ctx, def: FunctionDef) {
     // Start-up: one catch-up run if an occurrence was missed, else runOnStartup.
     if let Some(s) = status.filter(|s| now > s.next) {
         tracing::info!(function = %def.name, missed = %s.next, "Timer is past due; running once.");
-        fire(&ctx, &def, Some(&s), true).await;
-        status = Some(record(&ctx, &status_blob, &cron, now, monitor).await);
+        fire(ctx, def, Some(&s), true).await;
+        status = Some(record(ctx, &status_blob, &cron, now, monitor).await);
     } else if trigger.flag("runOnStartup").unwrap_or(false) {
-        fire(&ctx, &def, status.as_ref(), false).await;
+        fire(ctx, def, status.as_ref(), false).await;
     }
     if monitor && status.is_none() {
         let s = ScheduleStatus {
@@ -149,7 +213,7 @@ pub(crate) async fn run(ctx: Ctx, def: FunctionDef) {
             next: next_after(&cron, now).unwrap_or(now),
             last_updated: now,
         };
-        save_status(&ctx, &status_blob, &s).await;
+        save_status(ctx, &status_blob, &s).await;
         status = Some(s);
     }
 
@@ -161,10 +225,10 @@ pub(crate) async fn run(ctx: Ctx, def: FunctionDef) {
         let wait = (next - Utc::now()).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
         let current = status.map(|s| ScheduleStatus { next, ..s });
-        fire(&ctx, &def, current.as_ref(), false).await;
+        fire(ctx, def, current.as_ref(), false).await;
         // The status is updated after every run, whether it succeeded or not.
         if monitor {
-            status = Some(record(&ctx, &status_blob, &cron, next, monitor).await);
+            status = Some(record(ctx, &status_blob, &cron, next, monitor).await);
         }
         after = next.max(Utc::now() - chrono::Duration::milliseconds(1));
     }

@@ -3,4 +3,5 @@
 pub mod inventory;
 pub mod pipeline;
 pub mod runs;
+pub mod status;
 pub mod validation;

@@ -277,3 +277,59 @@ pub fn undouble(v: &Value) -> String {
     let s = v.as_str().expect("string");
     serde_json::from_str::<String>(s).unwrap_or_else(|_| s.to_owned())
 }
+
+/// Azurite's well-known development key (public, documented by Microsoft).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// An Azurite blob service on loopback, started once per test binary from the
+/// `node_modules` that `npm ci` installs (pinned in `package.json`). A watchdog shell stops
+/// it when the test process exits, since statics are never dropped.
+pub struct Azurite {
+    pub port: u16,
+    pub connection_string: String,
+    /// Kept so the shell is owned; it ends by itself after the test process.
+    _watchdog: std::sync::Mutex<Child>,
+}
+
+static AZURITE: std::sync::OnceLock<Azurite> = std::sync::OnceLock::new();
+
+pub fn azurite() -> &'static Azurite {
+    AZURITE.get_or_init(|| {
+        let bin = repo().join("node_modules/.bin/azurite-blob");
+        assert!(
+            bin.exists(),
+            "Azurite is not installed: run `npm ci` in {} (scripts/test does)",
+            repo().display()
+        );
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("fthub-azurite-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("azurite dir");
+        let script = format!(
+            "'{}' --silent --disableTelemetry --location '{}' --blobHost 127.0.0.1 --blobPort {port} & a=$!; \
+             while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill $a; rm -rf '{}'",
+            bin.display(),
+            dir.display(),
+            dir.display(),
+            parent = std::process::id()
+        );
+        let watchdog = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start azurite");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(30), "Azurite did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Azurite {
+            port,
+            _watchdog: std::sync::Mutex::new(watchdog),
+            connection_string: format!(
+                "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
+            ),
+        }
+    })
+}

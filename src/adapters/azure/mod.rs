@@ -8,8 +8,10 @@
 //! [`Secret`]s: they never reach a log line or an error.
 
 pub mod arm;
+pub mod credential;
 pub mod dataplane;
-pub mod identity;
+pub mod servicebus;
+pub mod storage;
 
 use std::fmt;
 use std::future::Future;

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::with_file_lock;
 use crate::domain::blob_name;
-use crate::ports::{BlobError, BlobProperties, BlobReader, BlobStore, Condition, ETag};
+use crate::ports::{BlobError, BlobProperties, BlobReader, BlobStore, Condition, ETag, LeaseId};
 
 /// The filesystem store.
 #[derive(Debug, Clone)]
@@ -283,6 +283,72 @@ impl FsBlobStore {
     }
 }
 
+/// A lease as the filesystem store records it beside the container.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LeaseRecord {
+    id: String,
+    until_ms: i64,
+    duration_ms: i64,
+}
+
+impl FsBlobStore {
+    fn lease_path(&self, container: &str, name: &str) -> Result<PathBuf, BlobError> {
+        self.path(container, name)?;
+        let mut p = self.root.join(".leases").join(container);
+        for seg in name.split('/') {
+            p.push(seg);
+        }
+        p.set_extension(match p.extension() {
+            Some(e) => format!("{}.lease", e.to_string_lossy()),
+            None => "lease".into(),
+        });
+        Ok(p)
+    }
+
+    /// Runs `f` on the current lease record under the container lock, as Azure's lease
+    /// state machine: `f` returns the record to store (or `None` to clear) and a result.
+    fn with_lease<T>(
+        &self,
+        container: &str,
+        name: &str,
+        f: impl FnOnce(Option<LeaseRecord>, i64) -> (Option<LeaseRecord>, Result<T, BlobError>),
+    ) -> Result<T, BlobError> {
+        let blob = self.path(container, name)?;
+        let path = self.lease_path(container, name)?;
+        let lock = self.lock_path(container);
+        let outcome = with_file_lock(&lock, || {
+            if stat(&blob, container, name).ok().flatten().is_none() {
+                return Ok(Err(not_found(container, name)));
+            }
+            let current = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<LeaseRecord>(&b).ok());
+            let (next, result) = f(current, Utc::now().timestamp_millis());
+            match next {
+                Some(r) => {
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::write(&path, serde_json::to_vec(&r).unwrap_or_default())?;
+                }
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+            }
+            Ok(result)
+        });
+        outcome.map_err(Self::io(format!("lease {container}/{name}")))?
+    }
+}
+
+fn leased(container: &str, name: &str) -> BlobError {
+    BlobError::Leased {
+        container: container.to_owned(),
+        name: name.to_owned(),
+    }
+}
+
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn get(
@@ -387,6 +453,90 @@ impl BlobStore for FsBlobStore {
     ) -> Result<bool, BlobError> {
         let (me, c, n) = (self.clone(), container.to_owned(), name.to_owned());
         blocking(move || me.delete_sync(&c, &n, &condition)).await
+    }
+
+    async fn ensure_container(&self, container: &str) -> Result<(), BlobError> {
+        blob_name::check_container(container).map_err(|reason| BlobError::InvalidName {
+            name: container.to_owned(),
+            reason,
+        })?;
+        tokio::fs::create_dir_all(self.root.join(container))
+            .await
+            .map_err(Self::io(format!("create container {container}")))
+    }
+
+    async fn acquire_lease(
+        &self,
+        container: &str,
+        name: &str,
+        seconds: u32,
+    ) -> Result<Option<LeaseId>, BlobError> {
+        let (me, c, n) = (self.clone(), container.to_owned(), name.to_owned());
+        let ms = i64::from(seconds) * 1000;
+        blocking(move || {
+            me.with_lease(&c, &n, |current, now| match current {
+                Some(r) if r.until_ms > now => (Some(r), Ok(None)),
+                _ => {
+                    let id = uuid::Uuid::new_v4().to_string();
+                    let rec = LeaseRecord {
+                        id: id.clone(),
+                        until_ms: now + ms,
+                        duration_ms: ms,
+                    };
+                    (Some(rec), Ok(Some(LeaseId(id))))
+                }
+            })
+        })
+        .await
+    }
+
+    async fn renew_lease(
+        &self,
+        container: &str,
+        name: &str,
+        lease: &LeaseId,
+    ) -> Result<(), BlobError> {
+        let (me, c, n, id) = (
+            self.clone(),
+            container.to_owned(),
+            name.to_owned(),
+            lease.0.clone(),
+        );
+        blocking(move || {
+            me.with_lease(&c, &n, |current, now| match current {
+                // Azure renews an expired lease too, as long as nobody took it since.
+                Some(r) if r.id == id => {
+                    let rec = LeaseRecord {
+                        until_ms: now + r.duration_ms,
+                        ..r
+                    };
+                    (Some(rec), Ok(()))
+                }
+                other => (other, Err(leased(&c, &n))),
+            })
+        })
+        .await
+    }
+
+    async fn release_lease(
+        &self,
+        container: &str,
+        name: &str,
+        lease: &LeaseId,
+    ) -> Result<(), BlobError> {
+        let (me, c, n, id) = (
+            self.clone(),
+            container.to_owned(),
+            name.to_owned(),
+            lease.0.clone(),
+        );
+        blocking(move || {
+            me.with_lease(&c, &n, |current, _| match current {
+                Some(r) if r.id == id => (None, Ok(())),
+                other => (other, Err(leased(&c, &n))),
+            })
+        })
+        .await
     }
 }
 

@@ -86,12 +86,27 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
     let auxiliary = req.headers().contains_key("x-ms-authorization-auxiliary");
     let account = account_of(req.uri().path());
     let control = req.uri().path().starts_with("/_emulator");
-    let authed = req.headers().contains_key("api-key")
-        || req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("Bearer "));
+    let bearer = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let credential = match bearer {
+        Some(token) => {
+            use sha2::Digest as _;
+            let d = sha2::Sha256::digest(token.as_bytes());
+            format!(
+                "bearer:{}",
+                d.iter()
+                    .take(8)
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>()
+            )
+        }
+        None if req.headers().contains_key("api-key") => "api-key".to_owned(),
+        None => String::new(),
+    };
+    let authed = !credential.is_empty();
     let (fault, hang_ms, latency) = {
         let mut w = emu
             .world
@@ -174,6 +189,7 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
             account,
             status: resp.status().as_u16(),
             auxiliary,
+            credential,
         });
     }
     resp
