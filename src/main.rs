@@ -60,6 +60,8 @@ enum Command {
         /// Submitter recorded in the run (default: $USER).
         #[arg(long = "as")]
         submitter: Option<String>,
+        #[command(flatten)]
+        storage: StorageArg,
     },
     /// Sign an approval with your key and publish it on the approvals queue.
     Approve {
@@ -86,6 +88,10 @@ enum Command {
         /// Local state directory.
         #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
         home: PathBuf,
+        /// Service Bus: a namespace (`sb-fthub` or its host name; Entra ID) or a connection
+        /// string; default the local bus of `fthub dev`.
+        #[arg(long, env = "FTHUB_SERVICE_BUS", hide_env_values = true)]
+        bus: Option<String>,
     },
     /// Show runs, one run, or the environments.
     Status {
@@ -97,9 +103,65 @@ enum Command {
         /// Base URL of the host (fthub dev or the function app).
         #[arg(long, default_value = "http://127.0.0.1:7071")]
         url: String,
+        /// Function key for a deployed app (the Status function's auth level is `function`).
+        #[arg(long, env = "FTHUB_FUNCTION_KEY", hide_env_values = true)]
+        code: Option<String>,
+        /// Read straight from storage instead of the app (same views as the API).
+        #[arg(long, env = "FTHUB_STORAGE", hide_env_values = true)]
+        storage: Option<String>,
     },
+    /// Inspect the pipeline's blob storage (local, Azurite or Azure).
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Validate fine-tuning datasets (exit 0 accepted, 1 rejected, 2 usage or I/O error).
     Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StorageArg {
+    /// Blob storage: a connection string (Azurite: `UseDevelopmentStorage=true`), a blob
+    /// service URL or an account name (Entra ID: `az login`); default the local store.
+    #[arg(long, env = "FTHUB_STORAGE", hide_env_values = true)]
+    storage: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum StorageCommand {
+    /// Check that the store answers and this identity may read and write each container.
+    Check {
+        #[command(flatten)]
+        storage: StorageArg,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+    },
+    /// List blobs: `CONTAINER[/PREFIX]`.
+    Ls {
+        /// Container and optional prefix.
+        path: String,
+        #[command(flatten)]
+        storage: StorageArg,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+    },
+    /// Stream a blob to a file or stdout (bounded memory); prints its size and SHA-256 to
+    /// stderr.
+    Get {
+        /// `CONTAINER/NAME`.
+        path: String,
+        /// Output file (default stdout).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Base64 AES-256 key file, for a blob stored with a customer-provided key.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        #[command(flatten)]
+        storage: StorageArg,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -231,6 +293,7 @@ async fn main() -> anyhow::Result<()> {
             submission,
             home,
             submitter,
+            storage,
         } => {
             let submission = submission
                 .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -238,8 +301,10 @@ async fn main() -> anyhow::Result<()> {
             let who = submitter
                 .or_else(|| std::env::var("USER").ok())
                 .unwrap_or_else(|| "unknown".into());
+            let store = open_store(storage.storage.as_deref(), &home)?;
             let written =
-                fthub::commands::ops::submit(&home, &dir, &project, &submission, &who).await?;
+                fthub::commands::ops::submit(store.as_ref(), &dir, &project, &submission, &who)
+                    .await?;
             for w in written {
                 println!("uploaded datasets/{w}");
             }
@@ -254,6 +319,7 @@ async fn main() -> anyhow::Result<()> {
             reject,
             rollback,
             home,
+            bus,
         } => {
             let decision = if reject {
                 fthub::domain::approval::Decision::Reject
@@ -262,22 +328,39 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 fthub::domain::approval::Decision::Approve
             };
+            let publisher = fthub::commands::ops::Publisher::from_setting(bus.as_deref(), &home)?;
             let a = fthub::commands::ops::approve(
-                &home, &run, &env, decision, &approver, &key, &reason,
-            )?;
+                &publisher, &run, &env, decision, &approver, &key, &reason,
+            )
+            .await?;
             println!(
                 "published {:?} of {} for {} (nonce {})",
                 a.decision, a.run_id, a.environment, a.nonce
             );
             Ok(())
         }
-        Command::Status { what, json, url } => {
+        Command::Status {
+            what,
+            json,
+            url,
+            code,
+            storage,
+        } => {
             let path = match what.as_deref() {
                 None => "runs".to_owned(),
                 Some(w @ ("environments" | "endpoints" | "audit")) => w.to_owned(),
                 Some(id) => format!("runs/{id}"),
             };
-            let v = fthub::commands::ops::status(&url, &path).await?;
+            let v = match storage {
+                Some(s) => {
+                    let store = open_store(Some(&s), std::path::Path::new("."))?;
+                    fthub::services::status::view(store.as_ref(), None, &path)
+                        .await
+                        .context("reading status from storage")?
+                        .1
+                }
+                None => fthub::commands::ops::status_with_key(&url, &path, code.as_deref()).await?,
+            };
             if json || what.is_some() {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -285,6 +368,33 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Storage(cmd) => fthub::commands::storage::run(match cmd {
+            StorageCommand::Check { storage, home } => fthub::commands::storage::Action::Check {
+                store: open_store(storage.storage.as_deref(), &home)?,
+            },
+            StorageCommand::Ls {
+                path,
+                storage,
+                home,
+            } => fthub::commands::storage::Action::List {
+                store: open_store(storage.storage.as_deref(), &home)?,
+                path,
+            },
+            StorageCommand::Get {
+                path,
+                output,
+                key_file,
+                storage,
+                home,
+            } => fthub::commands::storage::Action::Get {
+                store: open_store(storage.storage.as_deref(), &home)?,
+                path,
+                output,
+                key_file,
+            },
+        })
+        .await
+        .map_err(anyhow::Error::from),
         Command::Keygen { name, out } => {
             let (secret, public) = fthub::domain::approval::generate_key()
                 .map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
@@ -328,6 +438,15 @@ async fn main() -> anyhow::Result<()> {
                 .context("running the local host")
         }
     }
+}
+
+/// The store a CLI command works on: `--storage` or the local store under `home`.
+fn open_store(
+    storage: Option<&str>,
+    home: &std::path::Path,
+) -> anyhow::Result<std::sync::Arc<dyn fthub::ports::BlobStore>> {
+    let spec = fthub::adapters::StoreSpec::parse(storage.unwrap_or("local"), home)?;
+    Ok(spec.open(fthub::adapters::azure::credential::Entra::from_env)?)
 }
 
 /// Writes a secret file readable by its owner only.

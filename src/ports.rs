@@ -48,6 +48,23 @@ pub enum Condition {
 /// A streaming reader over a blob's bytes.
 pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
 
+/// A message to publish on a queue or topic (the local bus or Service Bus).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct OutgoingMessage {
+    /// Body as text (Service Bus output bindings send strings).
+    pub body: String,
+    /// `MessageId`; a new GUID when absent.
+    pub message_id: Option<String>,
+    /// `ContentType`.
+    pub content_type: Option<String>,
+    /// `CorrelationId`.
+    pub correlation_id: Option<String>,
+    /// `Subject` (a.k.a. `Label`).
+    pub subject: Option<String>,
+    /// Application properties.
+    pub application_properties: std::collections::BTreeMap<String, serde_json::Value>,
+}
+
 /// Blob storage failures.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {

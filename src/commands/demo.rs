@@ -210,8 +210,9 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         "A data scientist submits samples/classification (train + held-out eval + manifest)",
     );
     let sample = opts.app.join("samples/classification");
+    let store = crate::adapters::local::blob::FsBlobStore::new(home.join("storage"));
     let written = ops::submit(
-        home,
+        &store,
         &sample,
         "support-routing",
         "2026-11-v1",
@@ -342,7 +343,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         "A forged Prod approval (signed with another key in release-manager's name) is refused and audited",
     );
     ops::approve(
-        home,
+        &ops::Publisher::Local(crate::adapters::local::bus::LocalBus::new(home.join("bus"))),
         &run_id,
         "prod",
         Decision::Approve,
@@ -350,6 +351,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         &keys.join("intruder.key"),
         "ship it",
     )
+    .await
     .map_err(|e| e.to_string())?;
     dev.wait_for("the refusal", Duration::from_secs(60), async || {
         let r = dev.run_doc(&run_id).await?;
@@ -503,7 +505,9 @@ async fn approve_and_wait(
     reason: &str,
 ) -> Result<(), String> {
     let key = keys.join(format!("{approver}.key"));
-    ops::approve(home, run_id, env, Decision::Approve, approver, &key, reason)
+    let bus = ops::Publisher::Local(crate::adapters::local::bus::LocalBus::new(home.join("bus")));
+    ops::approve(&bus, run_id, env, Decision::Approve, approver, &key, reason)
+        .await
         .map_err(|e| e.to_string())?;
     dev.wait_for(env, Duration::from_secs(120), async || {
         Ok(dev.run_doc(run_id).await?["stage"] == env)

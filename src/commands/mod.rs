@@ -2,4 +2,5 @@
 
 pub mod demo;
 pub mod ops;
+pub mod storage;
 pub mod validate;

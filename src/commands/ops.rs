@@ -1,15 +1,18 @@
-//! `fthub submit`, `fthub approve` and `fthub status` in local mode: the same storage and
-//! bus `fthub dev` serves. (Azure mode, with the SDK adapters, arrives with issue #6.)
+//! `fthub submit`, `fthub approve`, `fthub status` and `fthub storage`: in local mode on
+//! the storage and bus `fthub dev` serves; in Azure mode (`--storage`, `--bus`) through the
+//! same SDK adapters the handler uses, signed in with the developer's Entra identity.
 
 use std::path::Path;
 
 use serde_json::Value;
 
-use crate::adapters::local::blob::FsBlobStore;
-use crate::adapters::local::bus::{LocalBus, OutgoingMessage};
+use crate::adapters::azure::credential::Entra;
+use crate::adapters::azure::servicebus::{BusSendError, ServiceBusSender};
+use crate::adapters::azure::{Http, RetryPolicy};
+use crate::adapters::local::bus::LocalBus;
 use crate::domain::approval::{Approval, Decision, parse_signing_key};
 use crate::domain::dataset_path::DATASETS_CONTAINER;
-use crate::ports::{BlobStore, Condition};
+use crate::ports::{BlobStore, Condition, OutgoingMessage};
 
 /// Failures of the local commands, each with the next step for the user.
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +29,20 @@ pub enum OpsError {
     #[error("{0}")]
     Usage(String),
     /// Storage.
-    #[error("local storage failed: {0}")]
+    #[error("storage: {0}")]
     Store(#[from] crate::ports::BlobError),
-    /// Bus.
+    /// The storage setting or identity.
+    #[error("{0}")]
+    Open(#[from] crate::adapters::OpenStoreError),
+    /// Local bus.
     #[error("local bus failed: {0}")]
     Bus(#[from] crate::adapters::local::bus::BusError),
+    /// Service Bus.
+    #[error(transparent)]
+    ServiceBus(#[from] BusSendError),
+    /// No identity.
+    #[error("{0}; on a workstation, sign in with `az login`")]
+    Identity(#[from] crate::adapters::azure::credential::CredentialError),
     /// The status API.
     #[error("the status API at {url} did not answer ({detail}); is `fthub dev` running?")]
     Api {
@@ -54,7 +66,7 @@ fn read(path: &Path) -> Result<Vec<u8>, OpsError> {
 /// # Errors
 /// A missing manifest or data file; storage failures.
 pub async fn submit(
-    home: &Path,
+    store: &dyn BlobStore,
     dir: &Path,
     project: &str,
     submission: &str,
@@ -74,7 +86,6 @@ pub async fn submit(
             .chain(text("validation_file"))
             .chain(text("eval_file"))
             .collect();
-    let store = FsBlobStore::new(home.join("storage"));
     let mut written = Vec::new();
     for f in &files {
         let name = format!("{project}/{submission}/{f}");
@@ -101,12 +112,60 @@ pub async fn submit(
     Ok(written)
 }
 
-/// Signs an approval with the key file and publishes it on the local `approvals` queue.
+/// Where approvals are published.
+#[derive(Debug)]
+pub enum Publisher {
+    /// The local bus `fthub dev` delivers from.
+    Local(LocalBus),
+    /// Service Bus.
+    Azure(ServiceBusSender),
+}
+
+impl Publisher {
+    /// From `--bus`: empty for the local bus under `home`, a connection string
+    /// (`Endpoint=sb://…`), or a namespace name reached with Entra ID.
+    ///
+    /// # Errors
+    /// A malformed connection string, or no identity.
+    pub fn from_setting(bus: Option<&str>, home: &Path) -> Result<Self, OpsError> {
+        let http = Http::new(RetryPolicy::default());
+        match bus.map(str::trim).filter(|b| !b.is_empty()) {
+            None => Ok(Self::Local(LocalBus::new(home.join("bus")))),
+            Some(cs) if cs.contains("Endpoint=") => Ok(Self::Azure(
+                ServiceBusSender::from_connection_string(http, cs)?,
+            )),
+            Some(ns) => Ok(Self::Azure(ServiceBusSender::with_identity(
+                http,
+                ns,
+                std::sync::Arc::new(Entra::from_env()?),
+            ))),
+        }
+    }
+
+    /// Sends to a queue.
+    ///
+    /// # Errors
+    /// Bus failures.
+    pub async fn send(&self, queue: &str, msg: OutgoingMessage) -> Result<(), OpsError> {
+        match self {
+            Self::Local(bus) => {
+                bus.send_to_queue(queue, msg)?;
+            }
+            Self::Azure(sender) => sender.send(queue, &msg).await?,
+        }
+        Ok(())
+    }
+}
+
+/// Signs an approval with the key file and publishes it on the `approvals` queue, with
+/// MessageId = nonce (duplicate detection), CorrelationId = run id, Subject
+/// `approval.{env}`.
 ///
 /// # Errors
 /// An unreadable or invalid key; bus failures.
-pub fn approve(
-    home: &Path,
+#[allow(clippy::too_many_arguments)]
+pub async fn approve(
+    publisher: &Publisher,
     run_id: &str,
     env: &str,
     decision: Decision,
@@ -140,7 +199,7 @@ pub fn approve(
         content_type: Some("application/json".into()),
         ..Default::default()
     };
-    LocalBus::new(home.join("bus")).send_to_queue("approvals", msg)?;
+    publisher.send("approvals", msg).await?;
     Ok(approval)
 }
 
@@ -149,17 +208,31 @@ pub fn approve(
 /// # Errors
 /// When the API does not answer with JSON.
 pub async fn status(base: &str, path: &str) -> Result<Value, OpsError> {
+    status_with_key(base, path, None).await
+}
+
+/// GETs `{base}/api/status/{path}` with a function key (`x-functions-key`) when the app
+/// runs in Azure, where the Status function's auth level is `function`.
+///
+/// # Errors
+/// When the API does not answer with JSON.
+pub async fn status_with_key(base: &str, path: &str, key: Option<&str>) -> Result<Value, OpsError> {
     let url = format!("{}/api/status/{path}", base.trim_end_matches('/'));
     let api = |detail: String| OpsError::Api {
         url: url.clone(),
         detail,
     };
-    let resp = reqwest::Client::new()
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| api(e.to_string()))?;
+    let mut req = reqwest::Client::new().get(&url);
+    if let Some(k) = key {
+        req = req.header("x-functions-key", k);
+    }
+    let resp = req.send().await.map_err(|e| api(e.to_string()))?;
     let code = resp.status();
+    if code.as_u16() == 401 || code.as_u16() == 403 {
+        return Err(api(format!(
+            "HTTP {code}: pass the function key with --code or FTHUB_FUNCTION_KEY"
+        )));
+    }
     let v: Value = resp.json().await.map_err(|e| api(e.to_string()))?;
     if !code.is_success() && code.as_u16() != 404 {
         return Err(api(format!("HTTP {code}")));

@@ -138,9 +138,19 @@ pub struct Dev {
 
 impl Dev {
     pub async fn start(app: &Path, home: &Path, extra: &[&str]) -> Self {
+        Self::start_with_env(app, home, extra, &[]).await
+    }
+
+    pub async fn start_with_env(
+        app: &Path,
+        home: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Self {
         use std::os::unix::process::CommandExt as _;
         let port = free_port();
         let child = Command::new(fthub())
+            .envs(env.iter().copied())
             .arg("dev")
             .arg("--app")
             .arg(app)

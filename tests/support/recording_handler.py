@@ -49,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
         function = self.path.strip("/")
         with LOCK:
             with open(RECORD, "a") as f:
-                f.write(json.dumps({"function": function, "headers": dict(self.headers), "body": json.loads(raw)}) + "\n")
+                f.write(json.dumps({"function": function, "pid": os.getpid(), "at": time.time(), "headers": dict(self.headers), "body": json.loads(raw)}) + "\n")
         b = behaviour(function)
         if b.get("hang"):
             time.sleep(3600)

@@ -8,7 +8,6 @@
 //! as our infra does) or a SAS from a connection string. Transient answers (408, 429, 5xx,
 //! no answer) are retried through the shared [`Http`] core within its budget.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -20,7 +19,7 @@ use serde_json::Value;
 use super::credential::SERVICE_BUS_SCOPE;
 use super::{Http, Secret, TokenSource};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::AoaiError;
+use crate::ports::{AoaiError, OutgoingMessage};
 
 /// How the sender signs in.
 #[derive(Clone)]
@@ -45,57 +44,19 @@ impl fmt::Debug for BusAuth {
     }
 }
 
-/// One message to send.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct BusMessage {
-    /// Body.
-    pub body: String,
-    /// `ContentType` (sent as the request's `Content-Type`).
-    pub content_type: Option<String>,
-    /// `MessageId`: the broker drops a second message with the same id inside the
-    /// duplicate-detection window.
-    pub message_id: Option<String>,
-    /// `CorrelationId`.
-    pub correlation_id: Option<String>,
-    /// `Subject` (the REST API's `Label`).
-    pub subject: Option<String>,
-    /// `SessionId`.
-    pub session_id: Option<String>,
-    /// Time to live.
-    pub time_to_live: Option<std::time::Duration>,
-    /// Deliver no earlier than this.
-    pub scheduled_enqueue: Option<DateTime<Utc>>,
-    /// Application properties (strings, numbers, booleans).
-    pub properties: BTreeMap<String, Value>,
-}
-
-impl BusMessage {
-    /// The `BrokerProperties` header: JSON with the REST API's names; times in RFC 1123.
-    pub fn broker_properties(&self) -> String {
-        let mut m = serde_json::Map::new();
-        let mut put = |k: &str, v: Option<Value>| {
-            if let Some(v) = v {
-                m.insert(k.to_owned(), v);
-            }
-        };
-        put("MessageId", self.message_id.clone().map(Value::from));
-        put(
-            "CorrelationId",
-            self.correlation_id.clone().map(Value::from),
-        );
-        put("Label", self.subject.clone().map(Value::from));
-        put("SessionId", self.session_id.clone().map(Value::from));
-        put(
-            "TimeToLive",
-            self.time_to_live.map(|d| Value::from(d.as_secs_f64())),
-        );
-        put(
-            "ScheduledEnqueueTimeUtc",
-            self.scheduled_enqueue
-                .map(|t| Value::from(t.format("%a, %d %b %Y %H:%M:%S GMT").to_string())),
-        );
-        Value::Object(m).to_string()
+/// The `BrokerProperties` header: JSON with the REST API's names (`Label` is Subject).
+pub fn broker_properties(msg: &OutgoingMessage) -> String {
+    let mut m = serde_json::Map::new();
+    for (k, v) in [
+        ("MessageId", &msg.message_id),
+        ("CorrelationId", &msg.correlation_id),
+        ("Label", &msg.subject),
+    ] {
+        if let Some(v) = v {
+            m.insert(k.to_owned(), Value::from(v.as_str()));
+        }
     }
+    Value::Object(m).to_string()
 }
 
 /// A send failed.
@@ -236,10 +197,10 @@ impl ServiceBusSender {
     ///
     /// # Errors
     /// Refused credentials (naming the role to assign) or a failure after retries.
-    pub async fn send(&self, entity: &str, msg: &BusMessage) -> Result<(), BusSendError> {
+    pub async fn send(&self, entity: &str, msg: &OutgoingMessage) -> Result<(), BusSendError> {
         let resource = format!("{}/{entity}", self.base);
         let url = format!("{resource}/messages");
-        let broker = msg.broker_properties();
+        let broker = broker_properties(msg);
         let op = format!("send to {entity}");
         let result = self
             .http
@@ -269,7 +230,7 @@ impl ServiceBusSender {
                     )
                     .header("BrokerProperties", &broker)
                     .body(msg.body.clone());
-                for (k, v) in &msg.properties {
+                for (k, v) in &msg.application_properties {
                     // String properties are quoted; numbers and booleans are bare.
                     let v = match v {
                         Value::String(s) => format!("\"{s}\""),
@@ -301,24 +262,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn broker_properties_use_the_rest_apis_names_and_formats() {
-        let m = BusMessage {
+    fn broker_properties_use_the_rest_apis_names() {
+        let m = OutgoingMessage {
             message_id: Some("nonce-1".into()),
             correlation_id: Some("run-1".into()),
             subject: Some("approval.test".into()),
-            time_to_live: Some(std::time::Duration::from_secs(3600)),
-            scheduled_enqueue: Some(
-                DateTime::parse_from_rfc3339("1994-11-06T08:49:37Z")
-                    .expect("date")
-                    .with_timezone(&Utc),
-            ),
             ..Default::default()
         };
-        let v: Value = serde_json::from_str(&m.broker_properties()).expect("json");
+        let v: Value = serde_json::from_str(&broker_properties(&m)).expect("json");
         assert_eq!(
             v,
-            serde_json::json!({"MessageId": "nonce-1", "CorrelationId": "run-1", "Label": "approval.test",
-                               "TimeToLive": 3600.0, "ScheduledEnqueueTimeUtc": "Sun, 06 Nov 1994 08:49:37 GMT"})
+            serde_json::json!({"MessageId": "nonce-1", "CorrelationId": "run-1", "Label": "approval.test"})
         );
     }
 

@@ -45,22 +45,7 @@ pub enum BusError {
     },
 }
 
-/// A message to send.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct OutgoingMessage {
-    /// Body as text (Service Bus output bindings send strings).
-    pub body: String,
-    /// `MessageId`; a new GUID when absent.
-    pub message_id: Option<String>,
-    /// `ContentType`.
-    pub content_type: Option<String>,
-    /// `CorrelationId`.
-    pub correlation_id: Option<String>,
-    /// `Subject` (a.k.a. `Label`).
-    pub subject: Option<String>,
-    /// Application properties.
-    pub application_properties: BTreeMap<String, serde_json::Value>,
-}
+pub use crate::ports::OutgoingMessage;
 
 /// A stored message with its broker state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
