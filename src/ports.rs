@@ -519,3 +519,48 @@ pub trait Inference: Send + Sync + fmt::Debug {
         req: &ChatRequest,
     ) -> Result<ChatResult, AoaiError>;
 }
+
+/// Key material could not be fetched.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key store did not answer or refused for now (network, throttling, a role
+    /// assignment still propagating).
+    #[error("cannot fetch the encryption key {reference}: {reason}")]
+    Unavailable {
+        /// The manifest's reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The reference or the key itself is unusable.
+    #[error("encryption key {reference} is unusable: {reason}")]
+    Invalid {
+        /// The manifest's reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Classify for KeyError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            KeyError::Unavailable { .. } => ErrorClass::Retryable,
+            KeyError::Invalid { .. } => ErrorClass::Terminal,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            KeyError::Unavailable { .. } => "encryption_key_unavailable",
+            KeyError::Invalid { .. } => "encryption_key_invalid",
+        }
+    }
+}
+
+/// Where customer-provided keys come from (Key Vault in Azure). Keys are fetched at run
+/// time for the reads that need them and never stored.
+#[async_trait]
+pub trait KeySource: Send + Sync + fmt::Debug {
+    /// The key a manifest's `encryption_key` reference names.
+    async fn customer_key(&self, reference: &str) -> Result<CustomerKey, KeyError>;
+}

@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::adapters::OpenStoreError;
 use crate::adapters::azure::credential::{CredentialError, Entra};
+use crate::adapters::azure::keyvault::KeyVaultKeys;
 use crate::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken, TokenSource};
 use crate::config::ServeConfig;
 use crate::domain::topology::{Topology, TopologyError};
@@ -111,8 +112,13 @@ impl AppState {
                 }
             };
         let poll = std::time::Duration::from_millis(250);
-        let pipeline =
+        let mut pipeline =
             Pipeline::connect(store.clone(), topology, &http, &data_auth, arm_tokens, poll);
+        // Customer-provided keys come from Key Vault with the same identity, in Azure mode
+        // and whenever storage is reached with Entra ID.
+        if config.topology.is_some() || config.storage.needs_identity() {
+            pipeline.keys = Some(Arc::new(KeyVaultKeys::new(entra()?.credential())));
+        }
         Ok(Self {
             store,
             pipeline: Arc::new(pipeline),

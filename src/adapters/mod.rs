@@ -2,6 +2,7 @@
 //! setting into a store.
 
 pub mod azure;
+pub mod keyed;
 pub mod local;
 
 use std::fmt;

@@ -28,7 +28,9 @@ use crate::domain::run::{
 use crate::domain::topology::{Account, ENVIRONMENTS, Topology};
 use crate::domain::validation::{Method, Rules, policy::Policy, tokens};
 use crate::error::{Classify, ErrorClass};
-use crate::ports::{AoaiError, BlobError, BlobStore, Condition, Deployments, Hub, Inference};
+use crate::ports::{
+    AoaiError, BlobError, BlobStore, Condition, Deployments, Hub, Inference, KeyError, KeySource,
+};
 
 /// Pipeline failures, classified for the handler edge.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +52,9 @@ pub enum PipelineError {
     /// Reading a dataset failed.
     #[error(transparent)]
     Validation(#[from] super::validation::ValidationError),
+    /// The customer-provided key for the datasets could not be fetched.
+    #[error(transparent)]
+    Key(#[from] KeyError),
     /// Some regions of an environment failed; redelivery retries them.
     #[error("{env} is degraded: {detail}")]
     Degraded {
@@ -66,6 +71,7 @@ impl Classify for PipelineError {
             PipelineError::Refused { .. } => ErrorClass::Terminal,
             PipelineError::Aoai(e) => e.class(),
             PipelineError::Store(e) => e.class(),
+            PipelineError::Key(e) => e.class(),
             PipelineError::Validation(_) | PipelineError::Degraded { .. } => ErrorClass::Retryable,
         }
     }
@@ -74,6 +80,7 @@ impl Classify for PipelineError {
             PipelineError::Refused { kind, .. } => kind,
             PipelineError::Aoai(e) => e.kind(),
             PipelineError::Store(e) => e.kind(),
+            PipelineError::Key(e) => e.kind(),
             PipelineError::Validation(_) => "dataset_read",
             PipelineError::Degraded { .. } => "environment_degraded",
         }
@@ -123,6 +130,8 @@ pub struct Pipeline {
     pub file_wait: Duration,
     /// Eval calls in flight at once.
     pub eval_concurrency: usize,
+    /// Customer-provided keys for submissions that name one (Key Vault in Azure).
+    pub keys: Option<Arc<dyn KeySource>>,
 }
 
 const ACTOR_PIPELINE: &str = "pipeline";
@@ -165,6 +174,7 @@ impl Pipeline {
             arm,
             file_wait: Duration::from_secs(20),
             eval_concurrency: 4,
+            keys: None,
         }
     }
 }
@@ -228,6 +238,26 @@ impl Pipeline {
         Utc::now()
     }
 
+    /// The store to read a submission's datasets through: with the customer-provided key
+    /// its manifest names (fetched now, held only in memory), else the plain store.
+    async fn datasets(&self, manifest: &Manifest) -> Result<Arc<dyn BlobStore>, PipelineError> {
+        let Some(reference) = &manifest.encryption_key else {
+            return Ok(self.store.clone());
+        };
+        let keys = self.keys.as_ref().ok_or_else(|| {
+            refused(
+                "encryption_key_unavailable",
+                format!("the manifest names the encryption key {reference}, but this deployment has no key source (Key Vault) configured"),
+            )
+        })?;
+        let key = keys.customer_key(reference).await?;
+        Ok(Arc::new(crate::adapters::keyed::KeyedReads::new(
+            self.store.clone(),
+            DATASETS_CONTAINER,
+            key,
+        )))
+    }
+
     async fn put_report(&self, run_id: &str, name: &str, bytes: &[u8]) -> Result<(), BlobError> {
         self.store
             .put(REPORTS, &format!("{run_id}/{name}"), bytes, Condition::None)
@@ -279,10 +309,11 @@ impl Pipeline {
         manifest: Manifest,
         prefix: &str,
     ) -> Result<Emitted, PipelineError> {
+        let datasets = self.datasets(&manifest).await?;
         let mut files = Vec::new();
         for f in manifest.files() {
             let blob = format!("{prefix}{f}");
-            let (digest, bytes) = match blob_digest(self.store.as_ref(), &blob).await {
+            let (digest, bytes) = match blob_digest(datasets.as_ref(), &blob).await {
                 Ok(v) => v,
                 Err(BlobError::NotFound { .. }) => {
                     return Err(refused(
@@ -330,7 +361,7 @@ impl Pipeline {
         for (i, f) in files.iter().enumerate() {
             let training = role_of(&f.name, i == 0) == FileRole::Training;
             let v = validate_blob(
-                self.store.as_ref(),
+                datasets.as_ref(),
                 DATASETS_CONTAINER,
                 &f.blob,
                 training,
@@ -493,6 +524,7 @@ impl Pipeline {
         if run.stage != Stage::Uploading {
             return Ok(Emitted::default());
         }
+        let datasets = self.datasets(&run.manifest).await?;
         let mut file_ids = BTreeMap::new();
         for f in &run.files {
             let step = format!("upload:{}", f.name);
@@ -501,7 +533,7 @@ impl Pipeline {
                 None => {
                     let obj = self
                         .hub
-                        .upload_file(&f.name, self.store.as_ref(), DATASETS_CONTAINER, &f.blob)
+                        .upload_file(&f.name, datasets.as_ref(), DATASETS_CONTAINER, &f.blob)
                         .await?;
                     runs::update(self.store.as_ref(), id, |r| {
                         Self::finish(r, &step, &obj.id);
@@ -903,7 +935,11 @@ impl Pipeline {
             .find(|f| f.name == eval_file)
             .map(|f| f.blob.clone())
             .unwrap_or_default();
-        let (_, bytes) = self.store.get(DATASETS_CONTAINER, &blob).await?;
+        let (_, bytes) = self
+            .datasets(&run.manifest)
+            .await?
+            .get(DATASETS_CONTAINER, &blob)
+            .await?;
         let set = eval_examples(&bytes, 200);
         let hub = self.topology.hub.clone();
         let d = &self.topology.deployment;

@@ -50,9 +50,14 @@ pub struct Serve {
 
 impl Serve {
     pub async fn start(home: &Path) -> Self {
+        Self::start_with_env(home, &[]).await
+    }
+
+    pub async fn start_with_env(home: &Path, env: &[(&str, &str)]) -> Self {
         let port = free_port();
         let child = Command::new(fthub())
             .arg("serve")
+            .envs(env.iter().copied())
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .env("FTHUB_HOME", home)
             .env("FTHUB_LOG", "warn")

@@ -10,6 +10,7 @@
 pub mod arm;
 pub mod credential;
 pub mod dataplane;
+pub mod keyvault;
 pub mod servicebus;
 pub mod storage;
 

@@ -158,20 +158,18 @@ impl ServiceBusSender {
             }
         }
         let endpoint = endpoint.ok_or_else(|| BusSendError::Config("needs Endpoint".into()))?;
-        let host = endpoint
-            .trim_start_matches("sb://")
-            .trim_start_matches("https://")
-            .trim_end_matches('/');
+        // `sb://` is the AMQP form; REST goes over HTTPS. An explicit http(s) URL is kept
+        // (a local Service Bus emulator or test server).
+        let base = match endpoint.strip_prefix("sb://") {
+            Some(host) => format!("https://{}", host.trim_end_matches('/')),
+            None => endpoint.trim_end_matches('/').to_owned(),
+        };
         let (Some(key_name), Some(key)) = (key_name, key) else {
             return Err(BusSendError::Config(
                 "needs SharedAccessKeyName and SharedAccessKey (or use --bus with a namespace name and Entra ID)".into(),
             ));
         };
-        Ok(Self::new(
-            http,
-            &format!("https://{host}"),
-            BusAuth::Sas { key_name, key },
-        ))
+        Ok(Self::new(http, &base, BusAuth::Sas { key_name, key }))
     }
 
     /// To a namespace (`name`, `name.servicebus.windows.net`) with an Entra identity.
