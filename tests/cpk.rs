@@ -391,8 +391,7 @@ async fn a_customer_key_submission_is_refused_clearly_when_no_key_source_is_conf
     let err = p
         .on_dataset_blob("acme/enc/manifest.json")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert!(
         matches!(
             err,
@@ -418,8 +417,7 @@ async fn a_customer_key_submission_is_refused_clearly_when_no_key_source_is_conf
     let err = p
         .on_dataset_blob("acme/enc/manifest.json")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(fthub::error::Classify::kind(&err), "encryption_key");
     assert_eq!(
         fthub::error::Classify::class(&err),
