@@ -17,9 +17,12 @@ use fthub::local::emulator::{Emulator, builtin_accounts};
 use serde_json::{Value, json};
 use sha2::Digest as _;
 
+/// One token request: its query and the `X-IDENTITY-HEADER` it carried.
+type TokenRequest = (std::collections::HashMap<String, String>, Option<String>);
+
 #[derive(Clone, Default)]
 struct Identity {
-    requests: Arc<Mutex<Vec<(std::collections::HashMap<String, String>, Option<String>)>>>,
+    requests: Arc<Mutex<Vec<TokenRequest>>>,
 }
 
 const SECRET_HEADER: &str = "identity-header-secret";
