@@ -256,6 +256,45 @@ impl Classify for BlobError {
     }
 }
 
+/// Reads an opened blob to its end (for small blobs: documents, manifests, eval sets).
+///
+/// # Errors
+/// When the stream fails.
+pub async fn read_all(
+    opened: (BlobProperties, BlobReader),
+    container: &str,
+    name: &str,
+) -> Result<(BlobProperties, Vec<u8>), BlobError> {
+    use tokio::io::AsyncReadExt as _;
+    let (props, mut reader) = opened;
+    let mut bytes = Vec::with_capacity(usize::try_from(props.content_length).unwrap_or(0));
+    reader
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|source| BlobError::Io {
+            what: format!("read {container}/{name}"),
+            source,
+        })?;
+    Ok((props, bytes))
+}
+
+/// Refuses container and blob names storage would refuse or that escape their container,
+/// before any request or file access.
+///
+/// # Errors
+/// `InvalidName` naming the offending part.
+pub fn check_names(container: &str, name: &str) -> Result<(), BlobError> {
+    use crate::domain::blob_name;
+    blob_name::check_container(container).map_err(|reason| BlobError::InvalidName {
+        name: container.to_owned(),
+        reason,
+    })?;
+    blob_name::check_blob(name).map_err(|reason| BlobError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    })
+}
+
 /// Blob storage: the local filesystem store, Azurite or Azure Storage.
 #[async_trait]
 pub trait BlobStore: Send + Sync + fmt::Debug {

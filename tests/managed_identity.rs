@@ -15,7 +15,6 @@ use fthub::domain::topology::Topology;
 use fthub::local::emulator::world::Timings;
 use fthub::local::emulator::{Emulator, builtin_accounts};
 use serde_json::{Value, json};
-use sha2::Digest as _;
 
 /// One token request: its query and the `X-IDENTITY-HEADER` it carried.
 type TokenRequest = (std::collections::HashMap<String, String>, Option<String>);
@@ -58,17 +57,6 @@ async fn issue(
             json!({"access_token": token_for(&resource), "expires_on": expires.to_string(),
                     "resource": resource, "token_type": "Bearer"}),
         ),
-    )
-}
-
-fn fingerprint(token: &str) -> String {
-    let d = sha2::Sha256::digest(token.as_bytes());
-    format!(
-        "bearer:{}",
-        d.iter()
-            .take(8)
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
     )
 }
 
@@ -152,7 +140,8 @@ async fn the_handler_signs_in_with_the_app_service_managed_identity_protocol() {
         arm.len() >= 2,
         "KeepWarm listed deployments on the spokes: {log:?}"
     );
-    let want = fingerprint(&token_for("https://management.azure.com"));
+    let want =
+        fthub::local::emulator::credential_fingerprint(&token_for("https://management.azure.com"));
     for r in arm {
         assert_eq!(
             r["credential"],

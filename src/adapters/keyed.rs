@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use tokio::io::AsyncReadExt as _;
-
 use crate::ports::{
-    BlobError, BlobProperties, BlobReader, BlobStore, Condition, CustomerKey, LeaseId,
+    BlobError, BlobProperties, BlobReader, BlobStore, Condition, CustomerKey, LeaseId, read_all,
 };
+use async_trait::async_trait;
 
 /// `inner`, with reads of `container` made with `key`.
 #[derive(Debug, Clone)]
@@ -40,16 +38,7 @@ impl BlobStore for KeyedReads {
         if container != self.container {
             return self.inner.get(container, name).await;
         }
-        let (props, mut reader) = self.open(container, name).await?;
-        let mut bytes = Vec::with_capacity(usize::try_from(props.content_length).unwrap_or(0));
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|source| BlobError::Io {
-                what: format!("read {container}/{name}"),
-                source,
-            })?;
-        Ok((props, bytes))
+        read_all(self.open(container, name).await?, container, name).await
     }
     async fn open(
         &self,

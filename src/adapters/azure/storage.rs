@@ -36,6 +36,7 @@ use super::Secret;
 use crate::domain::blob_name;
 use crate::ports::{
     BlobError, BlobProperties, BlobReader, BlobStore, Condition, CustomerKey, ETag, LeaseId,
+    check_names, read_all,
 };
 
 /// Storage service version sent as `x-ms-version`: the newest Azurite 3.35 accepts.
@@ -392,17 +393,6 @@ fn quoted(e: &ETag) -> azure_core::http::Etag {
     format!("\"{}\"", e.0).into()
 }
 
-fn check_names(container: &str, name: &str) -> Result<(), BlobError> {
-    blob_name::check_container(container).map_err(|reason| BlobError::InvalidName {
-        name: container.to_owned(),
-        reason,
-    })?;
-    blob_name::check_blob(name).map_err(|reason| BlobError::InvalidName {
-        name: name.to_owned(),
-        reason,
-    })
-}
-
 /// Total size from `Content-Range: bytes 0-4194303/52428800`, else `Content-Length`.
 fn total_length(headers: &azure_core::http::headers::Headers, fallback: Option<u64>) -> u64 {
     headers
@@ -465,17 +455,7 @@ impl BlobStore for AzureBlobStore {
         container: &str,
         name: &str,
     ) -> Result<(BlobProperties, Vec<u8>), BlobError> {
-        use tokio::io::AsyncReadExt as _;
-        let (props, mut reader) = self.download(container, name, None).await?;
-        let mut bytes = Vec::with_capacity(usize::try_from(props.content_length).unwrap_or(0));
-        reader
-            .read_to_end(&mut bytes)
-            .await
-            .map_err(|source| BlobError::Io {
-                what: format!("read {container}/{name}"),
-                source,
-            })?;
-        Ok((props, bytes))
+        read_all(self.download(container, name, None).await?, container, name).await
     }
 
     async fn open(

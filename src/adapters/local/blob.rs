@@ -16,7 +16,9 @@ use chrono::{DateTime, Utc};
 
 use super::with_file_lock;
 use crate::domain::blob_name;
-use crate::ports::{BlobError, BlobProperties, BlobReader, BlobStore, Condition, ETag, LeaseId};
+use crate::ports::{
+    BlobError, BlobProperties, BlobReader, BlobStore, Condition, ETag, LeaseId, check_names,
+};
 
 /// The filesystem store.
 #[derive(Debug, Clone)]
@@ -36,14 +38,7 @@ impl FsBlobStore {
     }
 
     fn path(&self, container: &str, name: &str) -> Result<PathBuf, BlobError> {
-        blob_name::check_container(container).map_err(|reason| BlobError::InvalidName {
-            name: container.to_owned(),
-            reason,
-        })?;
-        blob_name::check_blob(name).map_err(|reason| BlobError::InvalidName {
-            name: name.to_owned(),
-            reason,
-        })?;
+        check_names(container, name)?;
         let mut p = self.root.join(container);
         for seg in name.split('/') {
             p.push(seg);
@@ -537,137 +532,5 @@ impl BlobStore for FsBlobStore {
             })
         })
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn store() -> (tempfile::TempDir, FsBlobStore) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let s = FsBlobStore::new(dir.path().join("storage"));
-        (dir, s)
-    }
-
-    #[tokio::test]
-    async fn every_write_gets_a_new_etag_even_with_identical_bytes() {
-        let (_d, s) = store();
-        let a = s
-            .put("state", "x.json", b"{}", Condition::None)
-            .await
-            .expect("put");
-        let b = s
-            .put("state", "x.json", b"{}", Condition::None)
-            .await
-            .expect("put");
-        assert_ne!(a.etag, b.etag);
-        assert_eq!(
-            s.properties("state", "x.json").await.expect("props").etag,
-            b.etag
-        );
-    }
-
-    #[tokio::test]
-    async fn conditional_writes_detect_conflicts() {
-        let (_d, s) = store();
-        let first = s
-            .put("state", "r.json", b"1", Condition::IfNotExists)
-            .await
-            .expect("create");
-        assert!(matches!(
-            s.put("state", "r.json", b"2", Condition::IfNotExists).await,
-            Err(BlobError::AlreadyExists { .. })
-        ));
-        let second = s
-            .put(
-                "state",
-                "r.json",
-                b"2",
-                Condition::IfMatch(first.etag.clone()),
-            )
-            .await
-            .expect("update");
-        assert!(matches!(
-            s.put("state", "r.json", b"3", Condition::IfMatch(first.etag))
-                .await,
-            Err(BlobError::PreconditionFailed { .. })
-        ));
-        assert_eq!(s.get("state", "r.json").await.expect("get").1, b"2");
-        assert!(
-            s.delete("state", "r.json", Condition::IfMatch(second.etag))
-                .await
-                .expect("delete")
-        );
-        assert!(
-            !s.delete("state", "r.json", Condition::None)
-                .await
-                .expect("delete again")
-        );
-    }
-
-    #[tokio::test]
-    async fn concurrent_conditional_creators_have_exactly_one_winner() {
-        let (_d, s) = store();
-        let tasks: Vec<_> = (0..16)
-            .map(|i| {
-                let s = s.clone();
-                tokio::spawn(async move {
-                    s.put(
-                        "state",
-                        "one.json",
-                        format!("{i}").as_bytes(),
-                        Condition::IfNotExists,
-                    )
-                    .await
-                })
-            })
-            .collect();
-        let mut wins = 0;
-        for t in tasks {
-            if t.await.expect("join").is_ok() {
-                wins += 1;
-            }
-        }
-        assert_eq!(wins, 1);
-    }
-
-    #[tokio::test]
-    async fn listing_filters_by_prefix_and_sorts_by_name() {
-        let (_d, s) = store();
-        for n in [
-            "runs/b.json",
-            "runs/a.json",
-            "inventory.json",
-            "runs/sub dir/ü.json",
-        ] {
-            s.put("state", n, b"x", Condition::None).await.expect("put");
-        }
-        let names: Vec<_> = s
-            .list("state", "runs/")
-            .await
-            .expect("list")
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
-        assert_eq!(names, ["runs/a.json", "runs/b.json", "runs/sub dir/ü.json"]);
-        assert!(s.list("nothing", "").await.expect("list").is_empty());
-    }
-
-    #[tokio::test]
-    async fn missing_blobs_and_escaping_names_are_typed_errors() {
-        let (_d, s) = store();
-        assert!(matches!(
-            s.get("state", "nope").await,
-            Err(BlobError::NotFound { .. })
-        ));
-        assert!(matches!(
-            s.get("state", "../etc/passwd").await,
-            Err(BlobError::InvalidName { .. })
-        ));
-        assert!(matches!(
-            s.put("..", "x", b"", Condition::None).await,
-            Err(BlobError::InvalidName { .. })
-        ));
     }
 }

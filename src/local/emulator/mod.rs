@@ -76,6 +76,15 @@ fn account_of(path: &str) -> Option<String> {
     }
 }
 
+/// How the request log names a bearer token: `bearer:` and the first 16 hex digits of its
+/// SHA-256, enough for a test to tell credentials apart, useless to replay.
+pub fn credential_fingerprint(token: &str) -> String {
+    use sha2::Digest as _;
+    let d = sha2::Sha256::digest(token.as_bytes());
+    let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    format!("bearer:{hex}")
+}
+
 /// Auth, faults and the request log, in front of every non-control route.
 async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response {
     let path = req
@@ -92,17 +101,7 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let credential = match bearer {
-        Some(token) => {
-            use sha2::Digest as _;
-            let d = sha2::Sha256::digest(token.as_bytes());
-            format!(
-                "bearer:{}",
-                d.iter()
-                    .take(8)
-                    .map(|b| format!("{b:02x}"))
-                    .collect::<String>()
-            )
-        }
+        Some(token) => credential_fingerprint(token),
         None if req.headers().contains_key("api-key") => "api-key".to_owned(),
         None => String::new(),
     };
