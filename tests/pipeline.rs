@@ -278,6 +278,64 @@ async fn redelivered_triggers_create_one_job_one_evaluation_and_one_deployment_c
 }
 
 #[tokio::test]
+async fn a_duplicate_delivery_waits_for_a_live_claim_and_never_repeats_the_effect() {
+    let mut e = env().await;
+    e.pipeline.claim_wait = Duration::from_millis(300);
+    e.submit().await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    let run = e.run().await;
+    // Another invocation has just claimed create_job and is still calling the Hub.
+    runs::update(p.store.as_ref(), &run.id, |r| {
+        r.stage = Stage::Uploading;
+        r.job_id = None;
+        if let Some(eff) = r.effects.get_mut("create_job") {
+            eff.done_at = None;
+            eff.result = None;
+            eff.started_at = chrono::Utc::now();
+        }
+        Ok::<(), PipelineError>(())
+    })
+    .await
+    .expect("claim");
+    let err = p.submit_to_hub(&run.id).await.expect_err("busy");
+    assert!(matches!(err, PipelineError::Busy { .. }), "{err:?}");
+    assert_eq!(
+        fthub::error::Classify::class(&err),
+        fthub::error::ErrorClass::Retryable,
+        "the duplicate comes back later"
+    );
+    assert_eq!(
+        e.count("POST", "/fine_tuning/jobs?").await,
+        1,
+        "no second job"
+    );
+    // The holder finishes; the redelivered duplicate then finds the step done.
+    runs::update(p.store.as_ref(), &run.id, |r| {
+        if let Some(eff) = r.effects.get_mut("create_job") {
+            eff.done_at = Some(chrono::Utc::now());
+            eff.result = run.job_id.clone();
+        }
+        Ok::<(), PipelineError>(())
+    })
+    .await
+    .expect("finish");
+    p.submit_to_hub(&run.id).await.expect("redelivery");
+    let after = e.run().await;
+    assert_eq!(
+        (after.stage, after.job_id),
+        (Stage::Training, run.job_id.clone())
+    );
+    assert_eq!(
+        e.count("POST", "/fine_tuning/jobs?").await,
+        1,
+        "still one job"
+    );
+}
+
+#[tokio::test]
 async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
     let e = env().await;
     e.submit().await;
@@ -286,14 +344,16 @@ async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
         .await
         .expect("start");
     let run = e.run().await;
-    // Rewind the document to "create_job started, not done": the state after a crash
-    // between the call and its record.
+    // Rewind the document to "create_job started, not done" by an invocation that died
+    // longer ago than any invocation can run: the state after a crash between the call and
+    // its record.
     runs::update(p.store.as_ref(), &run.id, |r| {
         r.stage = Stage::Uploading;
         r.job_id = None;
         if let Some(eff) = r.effects.get_mut("create_job") {
             eff.done_at = None;
             eff.result = None;
+            eff.started_at = chrono::Utc::now() - chrono::Duration::minutes(10);
         }
         Ok::<(), PipelineError>(())
     })

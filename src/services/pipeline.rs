@@ -55,6 +55,12 @@ pub enum PipelineError {
     /// The customer-provided key for the datasets could not be fetched.
     #[error(transparent)]
     Key(#[from] KeyError),
+    /// Another invocation is performing this step right now; a redelivery finds it done.
+    #[error("step {step} is in progress in another invocation")]
+    Busy {
+        /// The step.
+        step: String,
+    },
     /// Some regions of an environment failed; redelivery retries them.
     #[error("{env} is degraded: {detail}")]
     Degraded {
@@ -72,7 +78,9 @@ impl Classify for PipelineError {
             PipelineError::Aoai(e) => e.class(),
             PipelineError::Store(e) => e.class(),
             PipelineError::Key(e) => e.class(),
-            PipelineError::Validation(_) | PipelineError::Degraded { .. } => ErrorClass::Retryable,
+            PipelineError::Validation(_)
+            | PipelineError::Degraded { .. }
+            | PipelineError::Busy { .. } => ErrorClass::Retryable,
         }
     }
     fn kind(&self) -> &'static str {
@@ -83,6 +91,7 @@ impl Classify for PipelineError {
             PipelineError::Key(e) => e.kind(),
             PipelineError::Validation(_) => "dataset_read",
             PipelineError::Degraded { .. } => "environment_degraded",
+            PipelineError::Busy { .. } => "step_in_progress",
         }
     }
 }
@@ -132,6 +141,11 @@ pub struct Pipeline {
     pub eval_concurrency: usize,
     /// Customer-provided keys for submissions that name one (Key Vault in Azure).
     pub keys: Option<Arc<dyn KeySource>>,
+    /// A side-effect claim older than this belongs to a dead invocation: longer than one
+    /// effect call with all its retries (the HTTP budget is 90 s).
+    pub claim_ttl: Duration,
+    /// How long a duplicate waits for the claim holder before failing retryably.
+    pub claim_wait: Duration,
 }
 
 const ACTOR_PIPELINE: &str = "pipeline";
@@ -175,6 +189,8 @@ impl Pipeline {
             file_wait: Duration::from_secs(20),
             eval_concurrency: 4,
             keys: None,
+            claim_ttl: Duration::from_secs(180),
+            claim_wait: Duration::from_secs(60),
         }
     }
 }
@@ -475,28 +491,75 @@ impl Pipeline {
         self.submit_to_hub(&id).await
     }
 
+    /// Claims a side effect for this invocation: `Ok(None)` means do it now (first time, or
+    /// taking over a claim whose holder died), `Ok(Some(result))` means it is already done.
+    /// A claim younger than [`Pipeline::claim_ttl`] belongs to a live invocation (a
+    /// concurrent duplicate delivery): wait for it to finish, then report it done; if it is
+    /// still running after [`Pipeline::claim_wait`], fail retryably so the delivery comes
+    /// back later. So two processes never perform the same effect at once.
     async fn begin(&self, id: &str, step: &str) -> Result<Option<String>, PipelineError> {
-        let now = Self::now();
-        let mut done = None;
-        runs::update(self.store.as_ref(), id, |r| {
-            match r.effects.get(step) {
-                Some(e) if e.done_at.is_some() => done = e.result.clone().or(Some(String::new())),
-                Some(_) => {}
-                None => {
-                    r.effects.insert(
-                        step.to_owned(),
-                        crate::domain::run::Effect {
-                            started_at: now,
-                            done_at: None,
-                            result: None,
-                        },
-                    );
+        enum State {
+            Mine,
+            Done(String),
+            Busy,
+        }
+        let waited = tokio::time::Instant::now();
+        loop {
+            let now = Self::now();
+            let ttl = chrono::Duration::from_std(self.claim_ttl).unwrap_or(chrono::Duration::MAX);
+            let mut state = State::Mine;
+            runs::update(self.store.as_ref(), id, |r| {
+                state = match r.effects.get_mut(step) {
+                    Some(e) if e.done_at.is_some() => {
+                        State::Done(e.result.clone().unwrap_or_default())
+                    }
+                    Some(e) if now - e.started_at < ttl => State::Busy,
+                    Some(e) => {
+                        // The holder outlived any invocation's budget: it died. Take over.
+                        e.started_at = now;
+                        State::Mine
+                    }
+                    None => {
+                        r.effects.insert(
+                            step.to_owned(),
+                            crate::domain::run::Effect {
+                                started_at: now,
+                                done_at: None,
+                                result: None,
+                            },
+                        );
+                        State::Mine
+                    }
+                };
+                Ok::<(), PipelineError>(())
+            })
+            .await?;
+            match state {
+                State::Mine => return Ok(None),
+                State::Done(result) => return Ok(Some(result)),
+                State::Busy if waited.elapsed() >= self.claim_wait => {
+                    return Err(PipelineError::Busy {
+                        step: step.to_owned(),
+                    });
                 }
+                State::Busy => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Gives up a claim after the effect failed, so a retry starts at once instead of
+    /// waiting for the claim to go stale. Best effort: a stale claim is taken over anyway.
+    async fn release(&self, id: &str, step: &str) {
+        let r = runs::update(self.store.as_ref(), id, |r| {
+            if r.effects.get(step).is_some_and(|e| e.done_at.is_none()) {
+                r.effects.remove(step);
             }
             Ok::<(), PipelineError>(())
         })
-        .await?;
-        Ok(done)
+        .await;
+        if let Err(e) = r {
+            tracing::warn!(error = %e, %step, "Could not release a claim; it will go stale.");
+        }
     }
 
     fn finish(r: &mut Run, step: &str, result: &str) {
@@ -531,10 +594,17 @@ impl Pipeline {
             let fid = match self.begin(id, &step).await? {
                 Some(fid) => fid,
                 None => {
-                    let obj = self
+                    let obj = match self
                         .hub
                         .upload_file(&f.name, datasets.as_ref(), DATASETS_CONTAINER, &f.blob)
-                        .await?;
+                        .await
+                    {
+                        Ok(o) => o,
+                        Err(e) => {
+                            self.release(id, &step).await;
+                            return Err(e.into());
+                        }
+                    };
                     runs::update(self.store.as_ref(), id, |r| {
                         Self::finish(r, &step, &obj.id);
                         r.hub_files.insert(f.name.clone(), obj.id.clone());
@@ -592,38 +662,49 @@ impl Pipeline {
             hyperparameters: m.hyperparameters.clone(),
             method: m.method,
         };
-        let job_id = match self.begin(id, "create_job").await? {
-            Some(j) => j,
+        let claimed = match self.begin(id, "create_job").await? {
+            Some(j) => Ok(j),
             None => {
-                // A start without a finish means a crash around the call: look for our job first.
-                let existing = if run.effects.contains_key("create_job") {
-                    self.hub
-                        .list_jobs(None, 100)
-                        .await?
-                        .data
-                        .into_iter()
-                        .find(|j| j.suffix.as_deref() == job_req.suffix.as_deref())
-                        .map(|j| j.id)
-                } else {
-                    None
-                };
-                match existing {
-                    Some(j) => j,
-                    None => {
+                async {
+                    // A start without a finish means a crash around the call: look for our job first.
+                    let existing = if run.effects.contains_key("create_job") {
                         self.hub
-                            .create_job(&job_req)
-                            .await
-                            .map_err(|e| match e {
-                                AoaiError::Http {
-                                    status: 400,
-                                    message,
-                                    ..
-                                } => refused("training_refused", message),
-                                other => other.into(),
-                            })?
-                            .id
-                    }
+                            .list_jobs(None, 100)
+                            .await?
+                            .data
+                            .into_iter()
+                            .find(|j| j.suffix.as_deref() == job_req.suffix.as_deref())
+                            .map(|j| j.id)
+                    } else {
+                        None
+                    };
+                    let job = match existing {
+                        Some(j) => j,
+                        None => {
+                            self.hub
+                                .create_job(&job_req)
+                                .await
+                                .map_err(|e| match e {
+                                    AoaiError::Http {
+                                        status: 400,
+                                        message,
+                                        ..
+                                    } => refused("training_refused", message),
+                                    other => other.into(),
+                                })?
+                                .id
+                        }
+                    };
+                    Ok::<String, PipelineError>(job)
                 }
+                .await
+            }
+        };
+        let job_id = match claimed {
+            Ok(j) => j,
+            Err(e) => {
+                self.release(id, "create_job").await;
+                return Err(e);
             }
         };
         runs::update(self.store.as_ref(), id, |r| {
@@ -919,6 +1000,21 @@ impl Pipeline {
             // Already evaluated (a redelivery), or not trained yet.
             return Ok(Emitted::default());
         }
+        // One evaluation per run: a concurrent duplicate waits for it instead of deploying,
+        // scoring and deleting the candidate a second time.
+        if self.begin(id, "evaluate").await?.is_some() {
+            return Ok(Emitted::default());
+        }
+        match self.evaluate_claimed(id, run).await {
+            Ok(e) => Ok(e),
+            Err(e) => {
+                self.release(id, "evaluate").await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn evaluate_claimed(&self, id: &str, run: Run) -> Result<Emitted, PipelineError> {
         let model = run
             .fine_tuned_model
             .clone()
@@ -1052,6 +1148,7 @@ impl Pipeline {
         };
         let mut moved = false;
         runs::update(self.store.as_ref(), id, |r| {
+            Self::finish(r, "evaluate", if passed { "passed" } else { "failed" });
             if r.stage == Stage::Evaluating {
                 r.evaluation = Some(summary.clone());
                 let to = if passed {
@@ -1158,9 +1255,14 @@ impl Pipeline {
             async move {
                 let outcome: Result<(), PipelineError> = async {
                     if self.begin(id, &step).await?.is_none() {
-                        self.arm
+                        if let Err(e) = self
+                            .arm
                             .put(&spoke.resource_id, &name, &spec, aux.as_deref())
-                            .await?;
+                            .await
+                        {
+                            self.release(id, &step).await;
+                            return Err(e.into());
+                        }
                         runs::update(self.store.as_ref(), id, |r| {
                             Self::finish(r, &step, &name);
                             Ok::<(), PipelineError>(())
