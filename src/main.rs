@@ -43,6 +43,10 @@ enum Command {
         /// Seconds of emulated training.
         #[arg(long, default_value_t = 3)]
         training_seconds: u64,
+        /// Inject faults into this share of Azure OpenAI requests on every account
+        /// (429, 500 and timeouts in equal parts), e.g. 0.2.
+        #[arg(long, default_value_t = 0.0)]
+        faults: f64,
     },
     /// Upload a submission directory (data files, then manifest.json) to local storage.
     Submit {
@@ -272,11 +276,13 @@ async fn main() -> anyhow::Result<()> {
             app,
             home,
             training_seconds,
+            faults,
         } => {
             match fthub::commands::demo::run(fthub::commands::demo::DemoOptions {
                 app,
                 home,
                 training_seconds,
+                faults,
             })
             .await
             {

@@ -104,10 +104,16 @@ impl AppState {
                         .unwrap_or_else(|_| "http://127.0.0.1:7072".into());
                     let t = Topology::local(&base);
                     t.validate()?;
+                    // The emulator takes any key; `FTHUB_EMULATOR_KEY` lets tests plant a
+                    // recognisable one and prove it never reaches a log, report or record.
+                    let key = std::env::var("FTHUB_EMULATOR_KEY")
+                        .ok()
+                        .filter(|k| !k.is_empty())
+                        .unwrap_or_else(|| "local".into());
                     (
                         t,
-                        Auth::ApiKey(Secret::new("local")),
-                        Arc::new(StaticToken(Secret::new("local"))),
+                        Auth::ApiKey(Secret::new(key.clone())),
+                        Arc::new(StaticToken(Secret::new(key))),
                     )
                 }
             };

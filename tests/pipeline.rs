@@ -652,3 +652,47 @@ async fn a_signed_rollback_redeploys_the_previous_version_everywhere_in_the_envi
             .any(|t| t.to == "rollback" && t.detail.contains(&first))
     );
 }
+
+#[tokio::test]
+async fn the_status_views_never_contain_dataset_contents() {
+    let e = env().await;
+    let id = e.to_dev("s1", None).await;
+    let store = e.pipeline.store.as_ref();
+    // Every user message and system prompt of the training and eval sets.
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/classification");
+    let mut contents = std::collections::BTreeSet::new();
+    for f in ["train.jsonl", "eval.jsonl"] {
+        for line in std::fs::read_to_string(sample.join(f))
+            .expect("read")
+            .lines()
+        {
+            let v: Value = serde_json::from_str(line).expect("json");
+            for m in v["messages"].as_array().expect("messages") {
+                if m["role"] != "assistant" {
+                    contents.insert(m["content"].as_str().expect("content").to_owned());
+                }
+            }
+        }
+    }
+    assert!(contents.len() > 50);
+    for path in [
+        "runs",
+        &format!("runs/{id}"),
+        "environments",
+        "endpoints",
+        "audit",
+        &format!("audit/{id}"),
+    ] {
+        let (code, body) = fthub::services::status::view(store, Some(&e.pipeline.topology), path)
+            .await
+            .expect("view");
+        assert_eq!(code, 200, "{path}");
+        let text = body.to_string();
+        for c in &contents {
+            assert!(
+                !text.contains(c.as_str()),
+                "{path} shows dataset text {c:?}"
+            );
+        }
+    }
+}

@@ -22,6 +22,9 @@ pub struct DemoOptions {
     pub home: Option<PathBuf>,
     /// Seconds of emulated training.
     pub training_seconds: u64,
+    /// Share of Azure OpenAI requests (every account) answered with an injected 429, 500
+    /// or timeout, in equal parts; 0 for none.
+    pub faults: f64,
 }
 
 struct Dev {
@@ -118,6 +121,77 @@ impl Dev {
         let _ = self.child.kill().await;
     }
 
+    async fn emulator_state(&self) -> Result<Value, String> {
+        self.client
+            .get(format!("{}/_emulator/state", self.emulator))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json::<Value>()
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// Checks the emulator's request log: every effect happened once however many
+    /// requests failed and were retried. Returns a one-line summary.
+    async fn effects_once(&self, restored: &str) -> Result<String, String> {
+        let log: Vec<Value> = self
+            .client
+            .get(format!("{}/_emulator/requests", self.emulator))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        let ok = |r: &&Value| {
+            r["status"]
+                .as_u64()
+                .is_some_and(|s| (200..300).contains(&s))
+        };
+        let injected = log
+            .iter()
+            .filter(|r| matches!(r["status"].as_u64(), Some(429 | 500 | 503 | 504)))
+            .count();
+        let jobs = log
+            .iter()
+            .filter(ok)
+            .filter(|r| {
+                r["method"] == "POST"
+                    && r["path"]
+                        .as_str()
+                        .is_some_and(|p| p.contains("/fine_tuning/jobs?"))
+            })
+            .count();
+        if jobs != 1 {
+            return Err(format!("{jobs} fine-tuning jobs were created"));
+        }
+        let mut puts: std::collections::BTreeMap<String, usize> = Default::default();
+        for r in log.iter().filter(ok).filter(|r| r["method"] == "PUT") {
+            let path = r["path"]
+                .as_str()
+                .unwrap_or("")
+                .split('?')
+                .next()
+                .unwrap_or("");
+            if path.contains("/deployments/") {
+                *puts.entry(path.to_owned()).or_default() += 1;
+            }
+        }
+        for (path, n) in &puts {
+            // The deployment deleted behind the pipeline's back is put back once by KeepWarm.
+            let want = if path.ends_with(restored) { 2 } else { 1 };
+            if *n != want {
+                return Err(format!("deployment {path} was created {n} times"));
+            }
+        }
+        Ok(format!(
+            "{} Azure OpenAI requests, {injected} failed by injection and retried; 1 job, {} deployment calls, each once",
+            log.len(),
+            puts.values().sum::<usize>()
+        ))
+    }
+
     async fn control(&self, path: &str, body: Value) -> Result<Value, String> {
         let r = self
             .client
@@ -199,7 +273,18 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
 }
 
 async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> Result<(), String> {
-    dev.control("timings", json!({"file_processing_ms": 300, "job_queue_ms": 300, "job_training_ms": opts.training_seconds * 1000, "deployment_ms": 300})).await?;
+    dev.control("timings", json!({"file_processing_ms": 300, "job_queue_ms": 300, "job_training_ms": opts.training_seconds * 1000, "deployment_ms": 300, "hang_ms": 300})).await?;
+    if opts.faults > 0.0 {
+        let state = dev.emulator_state().await?;
+        let share = opts.faults / 3.0;
+        for a in state["accounts"].as_array().into_iter().flatten() {
+            dev.control("faults", json!({"account": a["name"], "rate_429": share, "rate_500": share, "rate_timeout": share, "retry_after_ms": 100})).await?;
+        }
+        println!(
+            "    injecting faults on every account: {:.0}% of Azure OpenAI requests fail (429, 500, timeout)",
+            opts.faults * 100.0
+        );
+    }
     println!(
         "    HTTP functions at {}/api/ · emulator at {}",
         dev.http, dev.emulator
@@ -395,29 +480,23 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     for day in [4, 8, 12, 16] {
         dev.control("clock", json!({"advance_days": 4})).await?;
         if day == 8 {
-            let state = dev
-                .client
-                .get(format!("{}/_emulator/state", dev.emulator))
-                .send()
-                .await
-                .map_err(|e| e.to_string())?
-                .json::<Value>()
-                .await
-                .map_err(|e| e.to_string())?;
-            let id = state["accounts"]
-                .as_array()
-                .and_then(|a| a.iter().find(|x| x["name"] == "dev-eastus2"))
-                .map(|x| x["resource_id"].as_str().unwrap_or("").to_owned())
-                .unwrap_or_default();
-            dev.client
-                .delete(format!(
-                    "{}/arm{id}/deployments/{deployment}?api-version=2024-10-01",
-                    dev.emulator
-                ))
-                .bearer_auth("someone")
-                .send()
-                .await
-                .map_err(|e| e.to_string())?;
+            let id = dev_eastus2_id(dev).await?;
+            // Someone else's call: under injected faults it is simply tried again.
+            for _ in 0..20 {
+                let r = dev
+                    .client
+                    .delete(format!(
+                        "{}/arm{id}/deployments/{deployment}?api-version=2024-10-01",
+                        dev.emulator
+                    ))
+                    .bearer_auth("someone")
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if r.status().is_success() {
+                    break;
+                }
+            }
             println!("    day 8: dev-eastus2/{deployment} deleted behind the pipeline's back");
         }
         dev.run_timer("KeepWarm").await?;
@@ -475,6 +554,8 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     );
 
     step(11, "Done");
+    let dev_eastus2 = format!("{}/deployments/{deployment}", dev_eastus2_id(dev).await?);
+    println!("    {}", dev.effects_once(&dev_eastus2).await?);
     let endpoints = ops::status(&dev.http, "endpoints")
         .await
         .map_err(|e| e.to_string())?;
@@ -492,6 +573,15 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+async fn dev_eastus2_id(dev: &Dev) -> Result<String, String> {
+    let state = dev.emulator_state().await?;
+    Ok(state["accounts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["name"] == "dev-eastus2"))
+        .map(|x| x["resource_id"].as_str().unwrap_or("").to_owned())
+        .unwrap_or_default())
 }
 
 /// Signs an approval with the approver's demo key and waits until the run reaches `env`.
