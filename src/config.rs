@@ -28,9 +28,16 @@ pub const CONTAINERS: [&str; 4] = ["datasets", "reports", "state", "audit"];
 pub const AZURE_SETTINGS: [&str; 2] = ["FTHUB_TOPOLOGY", "FTHUB_LOG_FORMAT"];
 
 /// Optional settings the handler also reads: `FTHUB_STORAGE` (a connection string or blob
-/// service URL when pipeline data lives outside `AzureWebJobsStorage`) and
-/// `FTHUB_STORAGE_API_VERSION` (the storage service version to speak).
-pub const OPTIONAL_SETTINGS: [&str; 2] = ["FTHUB_STORAGE", "FTHUB_STORAGE_API_VERSION"];
+/// service URL when pipeline data lives outside `AzureWebJobsStorage`),
+/// `FTHUB_STORAGE_API_VERSION` (the storage service version to speak), and the side-effect
+/// claim's lifetime and a duplicate's wait (`FTHUB_CLAIM_TTL_SECONDS`, default 180, must
+/// exceed one effect call with its retries; `FTHUB_CLAIM_WAIT_SECONDS`, default 60).
+pub const OPTIONAL_SETTINGS: [&str; 4] = [
+    "FTHUB_STORAGE",
+    "FTHUB_STORAGE_API_VERSION",
+    "FTHUB_CLAIM_TTL_SECONDS",
+    "FTHUB_CLAIM_WAIT_SECONDS",
+];
 
 /// Default handler port when no host set one.
 pub const DEFAULT_PORT: u16 = 3000;

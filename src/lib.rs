@@ -20,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod functions;
+pub mod fuzzing;
 pub mod host;
 pub mod local;
 pub mod ports;

@@ -233,6 +233,10 @@ struct DevArgs {
     /// Port of the built-in Azure OpenAI emulator (0 picks a free one).
     #[arg(long, default_value_t = 7072)]
     emulator_port: u16,
+    /// Use an emulator (or endpoint) already running at this URL instead of starting one,
+    /// so it outlives restarts of the host (`fthub emulator` in another terminal).
+    #[arg(long)]
+    emulator_url: Option<String>,
     /// Blob storage instead of the local directory: a connection string (Azurite:
     /// `UseDevelopmentStorage=true`), a blob service URL or an account name (Entra ID).
     #[arg(long, env = "FTHUB_STORAGE", hide_env_values = true)]
@@ -436,7 +440,8 @@ async fn main() -> anyhow::Result<()> {
                 http_port: a.port,
                 lock_duration: std::time::Duration::from_secs(a.lock_duration.max(1)),
                 scan_interval: std::time::Duration::from_millis(a.scan_interval_ms.max(10)),
-                emulator_port: Some(a.emulator_port),
+                emulator_port: a.emulator_url.is_none().then_some(a.emulator_port),
+                emulator_url: a.emulator_url,
                 storage: a.storage,
             };
             fthub::local::run(opts)

@@ -120,6 +120,12 @@ impl AppState {
         let poll = std::time::Duration::from_millis(250);
         let mut pipeline =
             Pipeline::connect(store.clone(), topology, &http, &data_auth, arm_tokens, poll);
+        if let Some(ttl) = seconds_setting("FTHUB_CLAIM_TTL_SECONDS") {
+            pipeline.claim_ttl = ttl;
+        }
+        if let Some(wait) = seconds_setting("FTHUB_CLAIM_WAIT_SECONDS") {
+            pipeline.claim_wait = wait;
+        }
         // Customer-provided keys come from Key Vault with the same identity, in Azure mode
         // and whenever storage is reached with Entra ID.
         if config.topology.is_some() || config.storage.needs_identity() {
@@ -131,6 +137,16 @@ impl AppState {
             started: Instant::now(),
         })
     }
+}
+
+/// A whole number of seconds from an app setting.
+fn seconds_setting(name: &str) -> Option<std::time::Duration> {
+    std::env::var(name)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .map(std::time::Duration::from_secs)
 }
 
 /// The handler's routes.

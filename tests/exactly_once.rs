@@ -299,7 +299,11 @@ async fn fifty_concurrent_duplicates_on_two_handlers_cause_each_effect_once() {
     let mut seen = std::collections::BTreeSet::new();
     for t in history {
         assert!(
-            seen.insert((t["from"].to_string(), t["to"].to_string())),
+            seen.insert((
+                t["from"].to_string(),
+                t["to"].to_string(),
+                t["detail"].to_string()
+            )),
             "transition repeated: {t}"
         );
     }

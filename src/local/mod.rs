@@ -47,6 +47,8 @@ pub struct DevOptions {
     pub scan_interval: Duration,
     /// Port of the built-in Azure OpenAI emulator; `None` runs none.
     pub emulator_port: Option<u16>,
+    /// An emulator already running elsewhere (used when `emulator_port` is `None`).
+    pub emulator_url: Option<String>,
     /// Where blobs live (`--storage`): the local directory, Azurite or an Azure account.
     /// The handler is given the same setting (`FTHUB_STORAGE`).
     pub storage: Option<String>,
@@ -152,6 +154,8 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
         let url = emulator::spawn(port, emu).await?;
         tracing::info!(%url, "Azure OpenAI emulator running.");
         extra_env.push(("FTHUB_EMULATOR_URL".to_owned(), url));
+    } else if let Some(url) = &opts.emulator_url {
+        extra_env.push(("FTHUB_EMULATOR_URL".to_owned(), url.clone()));
     }
     let spec = match &opts.storage {
         Some(v) => StoreSpec::parse(v, &home),

@@ -27,6 +27,21 @@ pub struct StreamOptions {
     pub threads: usize,
     /// Target batch size in bytes (a batch always ends at a line end).
     pub batch_bytes: usize,
+    /// Longest line read; a longer one is counted as an error and skipped unread, so a
+    /// file that is one 200 MB line never takes 200 MB of memory.
+    pub max_line_bytes: usize,
+}
+
+/// Default [`StreamOptions::max_line_bytes`]: far above any example a model's context can
+/// hold, far below a memory problem.
+pub const MAX_LINE_BYTES: usize = 32 << 20;
+
+/// Work for the validating threads.
+enum Job {
+    /// Complete lines, the first numbered `first`.
+    Lines(u64, Vec<u8>),
+    /// A line longer than the limit, skipped unread.
+    Oversized { line: u64, bytes: u64 },
 }
 
 impl Default for StreamOptions {
@@ -34,6 +49,7 @@ impl Default for StreamOptions {
         Self {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             batch_bytes: 1 << 20,
+            max_line_bytes: MAX_LINE_BYTES,
         }
     }
 }
@@ -77,7 +93,8 @@ pub fn validate_reader(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Validated, ValidationError> {
     let threads = opts.threads.max(1);
-    let (tx, rx) = sync_channel::<(u64, Vec<u8>)>(threads * 2);
+    let (tx, rx) = sync_channel::<Job>(threads * 2);
+    let max_line = opts.max_line_bytes.max(1);
     let rx = Mutex::new(rx);
     let read_err = |source| ValidationError::Read {
         file: name.to_owned(),
@@ -94,10 +111,24 @@ pub fn validate_reader(
                             Ok(guard) => guard.recv(),
                             Err(_) => break,
                         };
-                        let Ok((first_line, batch)) = job else { break };
-                        let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
-                        for (i, line) in body.split(|b| *b == b'\n').enumerate() {
-                            stats.check_line(rules, first_line + i as u64, line);
+                        match job {
+                            Ok(Job::Lines(first_line, batch)) => {
+                                let body = batch.strip_suffix(b"\n").unwrap_or(&batch);
+                                for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+                                    let n = first_line + i as u64;
+                                    // Lines over the limit are refused alike, however they
+                                    // arrived (whole in one read, or skipped while streaming).
+                                    if line.len() > max_line {
+                                        stats.oversized_line(n, line.len() as u64, max_line as u64);
+                                    } else {
+                                        stats.check_line(rules, n, line);
+                                    }
+                                }
+                            }
+                            Ok(Job::Oversized { line, bytes }) => {
+                                stats.oversized_line(line, bytes, max_line as u64);
+                            }
+                            Err(_) => break,
                         }
                     }
                     stats
@@ -111,20 +142,25 @@ pub fn validate_reader(
         let mut next_line = 1u64;
         let mut pending: Vec<u8> = Vec::with_capacity(opts.batch_bytes + READ_CHUNK);
         let mut chunk = vec![0u8; READ_CHUNK];
-        let mut send = |mut batch: Vec<u8>, sent_any: &mut bool, bom: &mut bool| {
-            if !*sent_any {
-                *sent_any = true;
-                if batch.starts_with(BOM) {
-                    *bom = true;
-                    batch.drain(..BOM.len());
+        let send =
+            |mut batch: Vec<u8>, sent_any: &mut bool, bom: &mut bool, next_line: &mut u64| {
+                if !*sent_any {
+                    *sent_any = true;
+                    if batch.starts_with(BOM) {
+                        *bom = true;
+                        batch.drain(..BOM.len());
+                    }
                 }
-            }
-            let lines = batch.iter().filter(|b| **b == b'\n').count() as u64;
-            let first = next_line;
-            next_line += lines;
-            // A send fails only if every worker died; their panic surfaces at join.
-            let _ = tx.send((first, batch));
-        };
+                let lines = batch.iter().filter(|b| **b == b'\n').count() as u64;
+                let first = *next_line;
+                *next_line += lines;
+                // A send fails only if every worker died; their panic surfaces at join.
+                let _ = tx.send(Job::Lines(first, batch));
+            };
+        // Bytes of an oversized line skipped so far, while looking for its end.
+        let mut skipping: Option<u64> = None;
+        // Offset in `pending` just past its last newline (0: no complete line in it).
+        let mut line_start = 0usize;
         let result: std::io::Result<()> = (|| {
             loop {
                 let n = match reader.read(&mut chunk) {
@@ -137,19 +173,71 @@ pub fn validate_reader(
                 }
                 total += n as u64;
                 progress(total);
-                pending.extend_from_slice(&chunk[..n]);
+                let mut data = &chunk[..n];
+                if let Some(skipped) = skipping {
+                    match data.iter().position(|b| *b == b'\n') {
+                        None => {
+                            skipping = Some(skipped + n as u64);
+                            continue;
+                        }
+                        Some(pos) => {
+                            let line = next_line;
+                            next_line += 1;
+                            sent_any = true;
+                            let _ = tx.send(Job::Oversized {
+                                line,
+                                bytes: skipped + pos as u64,
+                            });
+                            skipping = None;
+                            data = &data[pos + 1..];
+                        }
+                    }
+                }
+                // Where the unfinished last line starts: only the new bytes need a look.
+                if let Some(p) = data.iter().rposition(|b| *b == b'\n') {
+                    line_start = pending.len() + p + 1;
+                }
+                pending.extend_from_slice(data);
+                // The unfinished last line is too long: flush what precedes it, then skip it
+                // (without copying it anywhere).
+                if pending.len() - line_start > max_line {
+                    let skipped = (pending.len() - line_start) as u64;
+                    pending.truncate(line_start);
+                    if !pending.is_empty() {
+                        send(
+                            std::mem::take(&mut pending),
+                            &mut sent_any,
+                            &mut bom,
+                            &mut next_line,
+                        );
+                    }
+                    pending = Vec::with_capacity(opts.batch_bytes + READ_CHUNK);
+                    line_start = 0;
+                    skipping = Some(skipped);
+                    continue;
+                }
                 // Keep at least BOM.len() bytes before the first send, so a BOM split across
                 // reads is still recognised.
-                if pending.len() >= opts.batch_bytes.max(BOM.len())
-                    && let Some(pos) = pending.iter().rposition(|b| *b == b'\n')
-                {
-                    let rest = pending.split_off(pos + 1);
+                if pending.len() >= opts.batch_bytes.max(BOM.len()) && line_start > 0 {
+                    let rest = pending.split_off(line_start);
+                    line_start = 0;
                     let batch = std::mem::replace(&mut pending, rest);
-                    send(batch, &mut sent_any, &mut bom);
+                    send(batch, &mut sent_any, &mut bom, &mut next_line);
                 }
             }
+            if let Some(bytes) = skipping {
+                let _ = tx.send(Job::Oversized {
+                    line: next_line,
+                    bytes,
+                });
+            }
             if !pending.is_empty() {
-                send(std::mem::take(&mut pending), &mut sent_any, &mut bom);
+                send(
+                    std::mem::take(&mut pending),
+                    &mut sent_any,
+                    &mut bom,
+                    &mut next_line,
+                );
             }
             Ok(())
         })();
@@ -352,11 +440,46 @@ mod tests {
             StreamOptions {
                 threads,
                 batch_bytes: batch,
+                max_line_bytes: MAX_LINE_BYTES,
             },
             &|_| {},
         )
         .expect("validate")
         .report
+    }
+
+    #[test]
+    fn an_overlong_line_is_one_error_at_its_line_number_whatever_the_batching() {
+        let long = format!("{{\"messages\":\"{}\"}}", "x".repeat(5000));
+        let text = format!("{}\n{long}\n{}\n{long}", LINES[1], LINES[1]);
+        for (threads, batch) in [(1, 1), (2, 7), (3, 64), (2, 1 << 20)] {
+            let stats = validate_reader(
+                "f",
+                true,
+                text.as_bytes(),
+                &rules(),
+                StreamOptions {
+                    threads,
+                    batch_bytes: batch,
+                    max_line_bytes: 1000,
+                },
+                &|_| {},
+            )
+            .expect("validate")
+            .report;
+            assert_eq!(
+                (stats.examples, stats.valid_examples),
+                (4, 2),
+                "{threads}/{batch}"
+            );
+            let lines: Vec<u64> = stats.first_errors.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [2, 4], "{threads}/{batch}");
+            assert!(
+                stats.first_errors[0].detail.contains("5015 bytes"),
+                "{:?}",
+                stats.first_errors[0]
+            );
+        }
     }
 
     const LINES: [&str; 6] = [

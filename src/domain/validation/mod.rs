@@ -449,6 +449,20 @@ impl Stats {
         }
     }
 
+    /// A line longer than the reader's limit, skipped unread: one example, not valid JSON as
+    /// far as anyone can tell without holding it in memory.
+    pub fn oversized_line(&mut self, line_no: u64, bytes: u64, limit: u64) {
+        self.examples += 1;
+        *self.format_errors.entry("bad_json").or_default() += 1;
+        if self.first_errors.len() < MAX_LISTED_ERRORS {
+            self.first_errors.push(LineError {
+                line: line_no,
+                class: "bad_json",
+                detail: format!("the line is {bytes} bytes, over the {limit}-byte limit for one example; skipped unread"),
+            });
+        }
+    }
+
     /// Adds another part of the same file.
     pub fn merge(&mut self, other: Stats) {
         self.examples += other.examples;
