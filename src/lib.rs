@@ -27,3 +27,4 @@ pub mod ports;
 pub mod server;
 pub mod services;
 pub mod telemetry;
+pub mod views;

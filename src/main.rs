@@ -114,6 +114,11 @@ enum Command {
         #[arg(long, env = "FTHUB_STORAGE", hide_env_values = true)]
         storage: Option<String>,
     },
+    /// Print a shell completion script (`fthub completions bash > /etc/bash_completion.d/fthub`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Inspect the pipeline's blob storage (local, Azurite or Azure).
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -143,6 +148,9 @@ enum StorageCommand {
     Ls {
         /// Container and optional prefix.
         path: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         storage: StorageArg,
         /// Local state directory.
@@ -384,11 +392,13 @@ async fn main() -> anyhow::Result<()> {
             },
             StorageCommand::Ls {
                 path,
+                json,
                 storage,
                 home,
             } => fthub::commands::storage::Action::List {
                 store: open_store(storage.storage.as_deref(), &home)?,
                 path,
+                json,
             },
             StorageCommand::Get {
                 path,
@@ -405,6 +415,11 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
         .map_err(anyhow::Error::from),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "fthub", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Keygen { name, out } => {
             let (secret, public) = fthub::domain::approval::generate_key()
                 .map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;

@@ -1,4 +1,4 @@
-//! `fthub keygen`: an approver key the rest of the pipeline accepts.
+//! `fthub keygen` (an approver key the rest of the pipeline accepts) and shell completions.
 
 use std::process::Command;
 
@@ -48,4 +48,22 @@ fn keygen_writes_a_private_key_file_and_prints_a_public_key_that_verifies_its_si
         !run().status.success(),
         "an existing key is never overwritten"
     );
+}
+
+#[test]
+fn shell_completions_name_every_subcommand() {
+    let out = Command::new(env!("CARGO_BIN_EXE_fthub"))
+        .args(["completions", "bash"])
+        .output()
+        .expect("fthub completions");
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    for sub in [
+        "serve", "dev", "demo", "submit", "approve", "status", "storage", "validate", "keygen",
+    ] {
+        assert!(
+            script.contains(sub),
+            "{sub} missing from the completion script"
+        );
+    }
 }

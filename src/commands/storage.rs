@@ -24,6 +24,8 @@ pub enum Action {
         store: Arc<dyn BlobStore>,
         /// Container and prefix.
         path: String,
+        /// JSON instead of a table.
+        json: bool,
     },
     /// Stream `CONTAINER/NAME` out.
     Get {
@@ -88,9 +90,18 @@ pub async fn run(action: Action) -> Result<(), StorageCmdError> {
             }
             Ok(())
         }
-        Action::List { store, path } => {
+        Action::List { store, path, json } => {
             let (container, prefix) = split(&path);
-            for p in store.list(container, prefix).await? {
+            let blobs = store.list(container, prefix).await?;
+            if json {
+                let v: Vec<_> = blobs
+                    .iter()
+                    .map(|p| serde_json::json!({"name": p.name, "bytes": p.content_length, "etag": p.etag, "last_modified": p.last_modified}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                return Ok(());
+            }
+            for p in blobs {
                 println!(
                     "{:>12}  {}  {}",
                     p.content_length,

@@ -93,8 +93,18 @@ pub(crate) fn run_id_of(inv: &Invocation, trigger: &str) -> Result<String, Funct
         .ok_or_else(|| FunctionError::terminal("malformed_payload", "the message has no run_id"))
 }
 
-/// An HTTP output binding value (`statusCode`, string headers, body as text so the host
-/// writes it verbatim).
+/// The `res` output for an HTML page (`statusCode`, string headers, body as text so the
+/// host writes it verbatim).
+pub fn html_response(status: u16, html: &str) -> Value {
+    json!({
+        "statusCode": status,
+        "headers": {"Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-store"},
+        "body": html,
+    })
+}
+
+/// An HTTP output binding value for a JSON answer (`statusCode`, string headers, body as
+/// text so the host writes it verbatim).
 pub fn http_response(status: u16, body: &Value) -> Value {
     json!({
         "statusCode": status,

@@ -16,7 +16,7 @@ use crate::host::{Invocation, InvokeResponse};
 use crate::server::AppState;
 use crate::services::status;
 
-use super::{ALL, FunctionSpec, http_response};
+use super::{ALL, FunctionSpec, html_response, http_response};
 
 /// Function name.
 pub const NAME: &str = "Status";
@@ -41,6 +41,25 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         .unwrap_or("");
     let store = state.pipeline.store.as_ref();
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    // Browsers get the dashboard; API clients get JSON.
+    let wants_html = req
+        .headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("accept") && v.contains("text/html"));
+    if parts.first() == Some(&"ui") || (parts.is_empty() && wants_html) {
+        let (code, html) = status::page(store, path, &dashboard_base(&req))
+            .await?
+            .unwrap_or_else(|| {
+                (
+                    404,
+                    crate::views::page("Not found", "", "<p>No such page.</p>"),
+                )
+            });
+        let mut resp = InvokeResponse::default();
+        resp.outputs
+            .insert("res".into(), html_response(code, &html));
+        return Ok(resp);
+    }
     let res = match parts.as_slice() {
         [] | ["health"] => http_response(
             200,
@@ -59,4 +78,23 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
     let mut resp = InvokeResponse::default();
     resp.outputs.insert("res".into(), res);
     Ok(resp)
+}
+
+/// The status route as the browser reached it, keeping `?code=` (the function key) for
+/// links: `/api/status/` from `http://host/api/status/ui/runs?code=…`.
+fn dashboard_base(req: &HttpRequestData) -> String {
+    let path = req
+        .url
+        .split_once("://")
+        .map_or(req.url.as_str(), |(_, rest)| {
+            rest.find('/').map_or("/", |i| &rest[i..])
+        });
+    let path = path.split('?').next().unwrap_or("/");
+    let root = path.find("/status").map_or("/api/status/".to_owned(), |i| {
+        format!("{}/", &path[..i + 7])
+    });
+    match req.query.get("code") {
+        Some(code) => format!("{root}?code={code}"),
+        None => root,
+    }
 }

@@ -397,6 +397,9 @@ impl Pipeline {
             .map(|f| f.to_markdown() + "\n")
             .collect();
         self.put_report(&id, "validation.md", md.as_bytes()).await?;
+        let html = crate::views::reports::validation(&id, &report);
+        self.put_report(&id, "validation.html", html.as_bytes())
+            .await?;
         let training = &report.files[0];
         let accepted = report.verdict == crate::domain::validation::report::Verdict::Accepted;
         let mut warnings = report.warnings.clone();
@@ -1139,6 +1142,12 @@ impl Pipeline {
             md.push_str(&self.lineage(&run, parent_id, cand.score).await?);
         }
         self.put_report(id, "evaluation.md", md.as_bytes()).await?;
+        let scores: Vec<ModelScore> = std::iter::once(cand.clone())
+            .chain(baselines.iter().cloned())
+            .collect();
+        let html = crate::views::reports::evaluation(id, passed, &reasons, &scores);
+        self.put_report(id, "evaluation.html", html.as_bytes())
+            .await?;
         let summary = EvaluationSummary {
             passed,
             score: cand.score,

@@ -78,3 +78,80 @@ pub async fn view(
         _ => (404, json!({"error": "not_found", "path": path})),
     })
 }
+
+/// The dashboard: `ui/runs`, `ui/runs/{id}`, `ui/environments`, and the stored HTML
+/// reports `ui/reports/{id}/{validation,evaluation}.html`. `base` is the status route as the
+/// browser reached it (with `?code=` when it had one), for links. `None` when `path` is not
+/// a dashboard page.
+///
+/// # Errors
+/// Storage failures.
+pub async fn page(
+    store: &dyn BlobStore,
+    path: &str,
+    base: &str,
+) -> Result<Option<(u16, String)>, BlobError> {
+    use crate::views::pages;
+    let now = chrono::Utc::now();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    Ok(Some(match parts.as_slice() {
+        [] | ["ui"] | ["ui", "runs"] => (200, pages::runs(base, &runs::list(store).await?, now)),
+        ["ui", "runs", id] => match runs::get(store, id).await? {
+            None => (
+                404,
+                crate::views::page("Not found", base, "<p>No such run.</p>"),
+            ),
+            Some((run, _)) => {
+                let metrics = match store.get(runs::REPORTS, &format!("{id}/results.csv")).await {
+                    Ok((_, b)) => {
+                        crate::domain::aoai::parse_results_csv(&String::from_utf8_lossy(&b))
+                            .unwrap_or_default()
+                    }
+                    Err(BlobError::NotFound { .. }) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                let scores = match store
+                    .get(runs::REPORTS, &format!("{id}/evaluation.json"))
+                    .await
+                {
+                    Ok((_, b)) => scores_of(&b),
+                    Err(BlobError::NotFound { .. }) => Vec::new(),
+                    Err(e) => return Err(e),
+                };
+                let extras = pages::RunExtras {
+                    metrics,
+                    scores,
+                    audit: runs::audit_lines(store, Some(id)).await?,
+                };
+                (200, pages::run(base, &run, &extras, now))
+            }
+        },
+        ["ui", "environments"] => {
+            let (inv, _) = inventory::load(store).await?;
+            (200, pages::environments(base, &inv, now))
+        }
+        [
+            "ui",
+            "reports",
+            id,
+            file @ ("validation.html" | "evaluation.html"),
+        ] => match store.get(runs::REPORTS, &format!("{id}/{file}")).await {
+            Ok((_, b)) => (200, String::from_utf8_lossy(&b).into_owned()),
+            Err(BlobError::NotFound { .. }) => (
+                404,
+                crate::views::page("Not found", base, "<p>No such report yet.</p>"),
+            ),
+            Err(e) => return Err(e),
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// Candidate then baselines from `evaluation.json`.
+pub fn scores_of(bytes: &[u8]) -> Vec<crate::domain::evaluation::ModelScore> {
+    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    std::iter::once(&v["candidate"])
+        .chain(v["baselines"].as_array().into_iter().flatten())
+        .filter_map(|s| serde_json::from_value(s.clone()).ok())
+        .collect()
+}
