@@ -127,6 +127,23 @@ impl Env {
         id
     }
 
+    /// Rewinds a run to "create_job claimed at `at`, not done": another invocation still
+    /// calling the Hub (a recent claim), or one that crashed (an old one).
+    async fn claim_job_step(&self, id: &str, at: chrono::DateTime<chrono::Utc>) {
+        runs::update(self.pipeline.store.as_ref(), id, |r| {
+            r.stage = Stage::Uploading;
+            r.job_id = None;
+            if let Some(eff) = r.effects.get_mut("create_job") {
+                eff.done_at = None;
+                eff.result = None;
+                eff.started_at = at;
+            }
+            Ok::<(), PipelineError>(())
+        })
+        .await
+        .expect("claim");
+    }
+
     async fn requests(&self) -> Vec<Value> {
         self.client
             .get(format!("{}/_emulator/requests", self.emulator))
@@ -288,18 +305,7 @@ async fn a_duplicate_delivery_waits_for_a_live_claim_and_never_repeats_the_effec
         .expect("start");
     let run = e.run().await;
     // Another invocation has just claimed create_job and is still calling the Hub.
-    runs::update(p.store.as_ref(), &run.id, |r| {
-        r.stage = Stage::Uploading;
-        r.job_id = None;
-        if let Some(eff) = r.effects.get_mut("create_job") {
-            eff.done_at = None;
-            eff.result = None;
-            eff.started_at = chrono::Utc::now();
-        }
-        Ok::<(), PipelineError>(())
-    })
-    .await
-    .expect("claim");
+    e.claim_job_step(&run.id, chrono::Utc::now()).await;
     let err = p.submit_to_hub(&run.id).await.expect_err("busy");
     assert!(matches!(err, PipelineError::Busy { .. }), "{err:?}");
     assert_eq!(
@@ -347,18 +353,8 @@ async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
     // Rewind the document to "create_job started, not done" by an invocation that died
     // longer ago than any invocation can run: the state after a crash between the call and
     // its record.
-    runs::update(p.store.as_ref(), &run.id, |r| {
-        r.stage = Stage::Uploading;
-        r.job_id = None;
-        if let Some(eff) = r.effects.get_mut("create_job") {
-            eff.done_at = None;
-            eff.result = None;
-            eff.started_at = chrono::Utc::now() - chrono::Duration::minutes(10);
-        }
-        Ok::<(), PipelineError>(())
-    })
-    .await
-    .expect("rewind");
+    e.claim_job_step(&run.id, chrono::Utc::now() - chrono::Duration::minutes(10))
+        .await;
     p.monitor_training().await.expect("resume");
     let resumed = e.run().await;
     assert_eq!(resumed.stage, Stage::Training);

@@ -122,12 +122,17 @@ impl Dev {
     }
 
     async fn emulator_state(&self) -> Result<Value, String> {
+        self.emulator_get("state").await
+    }
+
+    /// GETs one of the emulator's control endpoints.
+    async fn emulator_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, String> {
         self.client
-            .get(format!("{}/_emulator/state", self.emulator))
+            .get(format!("{}/_emulator/{path}", self.emulator))
             .send()
             .await
             .map_err(|e| e.to_string())?
-            .json::<Value>()
+            .json::<T>()
             .await
             .map_err(|e| e.to_string())
     }
@@ -135,15 +140,7 @@ impl Dev {
     /// Checks the emulator's request log: every effect happened once however many
     /// requests failed and were retried. Returns a one-line summary.
     async fn effects_once(&self, restored: &str) -> Result<String, String> {
-        let log: Vec<Value> = self
-            .client
-            .get(format!("{}/_emulator/requests", self.emulator))
-            .send()
-            .await
-            .map_err(|e| e.to_string())?
-            .json()
-            .await
-            .map_err(|e| e.to_string())?;
+        let log: Vec<Value> = self.emulator_get("requests").await?;
         let ok = |r: &&Value| {
             r["status"]
                 .as_u64()
@@ -527,15 +524,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
             "KeepWarm should have restored dev-eastus2 once, saw {restored}"
         ));
     }
-    let state: Value = dev
-        .client
-        .get(format!("{}/_emulator/state", dev.emulator))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?
-        .json()
-        .await
-        .map_err(|e| e.to_string())?;
+    let state: Value = dev.emulator_state().await?;
     let alive = state["accounts"]
         .as_array()
         .into_iter()

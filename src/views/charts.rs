@@ -80,16 +80,23 @@ fn lines(
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 12).into_font().color(&INK))
-            .border_style(INK.mix(0.3))
-            .background_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         root.present().map_err(err)?;
     }
     Ok(tag(&svg, id, title))
+}
+
+/// The legend, in the chart's ink on a transparent box.
+fn legend<'a, DB: DrawingBackend + 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), ChartError> {
+    chart
+        .configure_series_labels()
+        .label_font(("sans-serif", 12).into_font().color(&INK))
+        .border_style(INK.mix(0.3))
+        .background_style(WHITE.mix(0.0))
+        .draw()
+        .map_err(err)
 }
 
 /// Gives the SVG an id and an accessible name.
@@ -202,13 +209,7 @@ fn bars(
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .label_font(("sans-serif", 12).into_font().color(&INK))
-            .border_style(INK.mix(0.3))
-            .background_style(WHITE.mix(0.0))
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
         root.present().map_err(err)?;
     }
     Ok(tag(&svg, id, title))
