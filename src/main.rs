@@ -119,6 +119,24 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Wait until a run reaches a stage (training, evaluated, dev, test, prod), showing its
+    /// progress: the job, then regions verified per environment. Exit 1 if it fails.
+    Wait {
+        /// Run id.
+        run: String,
+        /// Stage to wait for.
+        #[arg(long = "for", default_value = "prod")]
+        target: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3600)]
+        timeout: u64,
+        /// Base URL of the host (fthub dev or the function app).
+        #[arg(long, default_value = "http://127.0.0.1:7071")]
+        url: String,
+        /// Function key for a deployed app.
+        #[arg(long, env = "FTHUB_FUNCTION_KEY", hide_env_values = true)]
+        code: Option<String>,
+    },
     /// Inspect the pipeline's blob storage (local, Azurite or Azure).
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -415,6 +433,24 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
         .map_err(anyhow::Error::from),
+        Command::Wait {
+            run,
+            target,
+            timeout,
+            url,
+            code,
+        } => {
+            let v = fthub::commands::ops::wait(
+                &url,
+                code.as_deref(),
+                &run,
+                &target,
+                std::time::Duration::from_secs(timeout),
+            )
+            .await?;
+            println!("{}", fthub::commands::ops::progress_line(&v["run"]));
+            Ok(())
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             clap_complete::generate(shell, &mut Cli::command(), "fthub", &mut std::io::stdout());

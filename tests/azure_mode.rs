@@ -106,6 +106,51 @@ async fn a_submission_uploaded_with_the_python_sdk_reaches_training_under_fthub_
         "receipt for the manifest in Azurite"
     );
 
+    // `fthub wait` follows the run through the host's status API (plain lines, no TTY).
+    let out = Command::new(common::fthub())
+        .args([
+            "wait",
+            id,
+            "--for",
+            "training",
+            "--timeout",
+            "60",
+            "--url",
+            &dev.url(""),
+        ])
+        .output()
+        .expect("fthub wait");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        progress.lines().all(|l| l.starts_with(&format!("{id}: "))),
+        "{progress}"
+    );
+    assert!(
+        progress.contains(": training"),
+        "the stage is shown: {progress}"
+    );
+    let out = Command::new(common::fthub())
+        .args([
+            "wait",
+            "no-such-run",
+            "--for",
+            "prod",
+            "--url",
+            &dev.url(""),
+        ])
+        .output()
+        .expect("fthub wait");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("fthub status"),
+        "names the next step"
+    );
+
     // The CLI reads the same views straight from storage.
     let out = Command::new(common::fthub())
         .args(["status", id, "--storage", &az.connection_string])

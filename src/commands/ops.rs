@@ -257,3 +257,104 @@ pub fn runs_table(v: &Value) -> String {
     }
     s
 }
+
+/// The order runs move through; `wait` is done once the run is at or past the target.
+const PROGRESS: [&str; 7] = [
+    "uploading",
+    "training",
+    "evaluating",
+    "evaluated",
+    "dev",
+    "test",
+    "prod",
+];
+/// Stages a run does not leave by itself.
+const TERMINAL: [&str; 3] = ["rejected", "training_failed", "evaluation_failed"];
+
+/// One line about where a run is: stage, job status, regions verified per environment.
+pub fn progress_line(run: &Value) -> String {
+    let mut line = format!("{}", run["stage"].as_str().unwrap_or("?"));
+    if let Some(job) = run["job_status"].as_str() {
+        line.push_str(&format!(" · job {job}"));
+    }
+    if let Some(envs) = run["environments"].as_object() {
+        for (env, e) in envs {
+            let regions = e["regions"].as_object();
+            let total = regions.map_or(0, |r| r.len());
+            let verified = regions.map_or(0, |r| {
+                r.values().filter(|x| x["status"] == "verified").count()
+            });
+            line.push_str(&format!(" · {env} {verified}/{total} regions"));
+        }
+    }
+    line
+}
+
+/// Polls a run until it reaches `target` (or any later stage), fails, or `timeout` passes.
+/// A spinner on a terminal, one line per change otherwise.
+///
+/// # Errors
+/// The run failed, the wait timed out, or the status API did not answer.
+pub async fn wait(
+    base: &str,
+    key: Option<&str>,
+    run_id: &str,
+    target: &str,
+    timeout: std::time::Duration,
+) -> Result<Value, OpsError> {
+    use std::io::IsTerminal as _;
+    let want = PROGRESS
+        .iter()
+        .position(|s| *s == target)
+        .ok_or_else(|| OpsError::Usage(format!("--for must be one of {}", PROGRESS.join(", "))))?;
+    let spinner = std::io::stderr().is_terminal().then(|| {
+        let s = indicatif::ProgressBar::new_spinner();
+        s.enable_steady_tick(std::time::Duration::from_millis(120));
+        s
+    });
+    let started = std::time::Instant::now();
+    let mut last = String::new();
+    loop {
+        let v = status_with_key(base, &format!("runs/{run_id}"), key).await?;
+        let run = &v["run"];
+        if !run.is_object() {
+            return Err(OpsError::Usage(format!(
+                "no run {run_id}; `fthub status` lists them"
+            )));
+        }
+        let line = progress_line(run);
+        if line != last {
+            match &spinner {
+                Some(s) => s.set_message(line.clone()),
+                None => eprintln!("{run_id}: {line}"),
+            }
+            last = line;
+        }
+        let stage = run["stage"].as_str().unwrap_or("");
+        if PROGRESS
+            .iter()
+            .position(|s| *s == stage)
+            .is_some_and(|i| i >= want)
+        {
+            if let Some(s) = spinner {
+                s.finish_with_message(last);
+            }
+            return Ok(v);
+        }
+        if TERMINAL.contains(&stage) {
+            if let Some(s) = spinner {
+                s.abandon_with_message(last);
+            }
+            return Err(OpsError::Usage(format!(
+                "run {run_id} stopped at {stage}; `fthub status {run_id}` shows why"
+            )));
+        }
+        if started.elapsed() > timeout {
+            return Err(OpsError::Usage(format!(
+                "run {run_id} is still at {stage} after {} s",
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
