@@ -273,7 +273,7 @@ const TERMINAL: [&str; 3] = ["rejected", "training_failed", "evaluation_failed"]
 
 /// One line about where a run is: stage, job status, regions verified per environment.
 pub fn progress_line(run: &Value) -> String {
-    let mut line = format!("{}", run["stage"].as_str().unwrap_or("?"));
+    let mut line = run["stage"].as_str().unwrap_or("?").to_owned();
     if let Some(job) = run["job_status"].as_str() {
         line.push_str(&format!(" · job {job}"));
     }
