@@ -30,8 +30,8 @@ pub const AZURE_SETTINGS: [&str; 2] = ["FTHUB_TOPOLOGY", "FTHUB_LOG_FORMAT"];
 /// Optional settings the handler also reads: `FTHUB_STORAGE` (a connection string or blob
 /// service URL when pipeline data lives outside `AzureWebJobsStorage`),
 /// `FTHUB_STORAGE_API_VERSION` (the storage service version to speak), and the side-effect
-/// claim's lifetime and a duplicate's wait (`FTHUB_CLAIM_TTL_SECONDS`, default 180, must
-/// exceed one effect call with its retries; `FTHUB_CLAIM_WAIT_SECONDS`, default 60).
+/// claim's lifetime and a duplicate's wait (`FTHUB_CLAIM_TTL_SECONDS`, default 660, must
+/// exceed the function timeout; `FTHUB_CLAIM_WAIT_SECONDS`, default 240).
 pub const OPTIONAL_SETTINGS: [&str; 4] = [
     "FTHUB_STORAGE",
     "FTHUB_STORAGE_API_VERSION",

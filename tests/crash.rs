@@ -101,7 +101,7 @@ async fn start(story: &Story) -> common::Dev {
         // A killed host's messages come back when their lock expires: 3 s instead of the
         // queue's minutes, so the story moves on between kills.
         &["--emulator-url", &story.emulator, "--lock-duration", "3"],
-        // A crashed invocation's claim is taken over after 5 s instead of 3 minutes: every
+        // A crashed invocation's claim is taken over after 5 s instead of 11 minutes: every
         // effect here completes in well under a second.
         &[
             ("FTHUB_CLAIM_TTL_SECONDS", "5"),

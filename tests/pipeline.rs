@@ -353,7 +353,7 @@ async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
     // Rewind the document to "create_job started, not done" by an invocation that died
     // longer ago than any invocation can run: the state after a crash between the call and
     // its record.
-    e.claim_job_step(&run.id, chrono::Utc::now() - chrono::Duration::minutes(10))
+    e.claim_job_step(&run.id, chrono::Utc::now() - chrono::Duration::minutes(20))
         .await;
     p.monitor_training().await.expect("resume");
     let resumed = e.run().await;

@@ -141,8 +141,8 @@ pub struct Pipeline {
     pub eval_concurrency: usize,
     /// Customer-provided keys for submissions that name one (Key Vault in Azure).
     pub keys: Option<Arc<dyn KeySource>>,
-    /// A side-effect claim older than this belongs to a dead invocation: longer than one
-    /// effect call with all its retries (the HTTP budget is 90 s).
+    /// A side-effect claim older than this belongs to a dead invocation: longer than any
+    /// invocation may run (the function timeout).
     pub claim_ttl: Duration,
     /// How long a duplicate waits for the claim holder before failing retryably.
     pub claim_wait: Duration,
@@ -189,8 +189,11 @@ impl Pipeline {
             file_wait: Duration::from_secs(20),
             eval_concurrency: 4,
             keys: None,
-            claim_ttl: Duration::from_secs(180),
-            claim_wait: Duration::from_secs(60),
+            // No invocation outlives host.json's functionTimeout (10 min): an older claim's
+            // holder is dead. A duplicate waits long enough that its redeliveries outlast
+            // the TTL before the queue's ten deliveries run out.
+            claim_ttl: Duration::from_secs(660),
+            claim_wait: Duration::from_secs(240),
         }
     }
 }
