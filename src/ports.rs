@@ -320,6 +320,14 @@ pub trait BlobStore: Send + Sync + fmt::Debug {
         bytes: &[u8],
         condition: Condition,
     ) -> Result<BlobProperties, BlobError>;
+    /// Writes a local file as a blob, streaming it (a dataset is never held in memory).
+    async fn put_file(
+        &self,
+        container: &str,
+        name: &str,
+        file: &std::path::Path,
+        condition: Condition,
+    ) -> Result<BlobProperties, BlobError>;
     /// Lists blobs whose names start with `prefix`, in name order.
     async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobProperties>, BlobError>;
     /// Deletes a blob under a precondition. `Ok(false)` when it was already gone.

@@ -361,3 +361,52 @@ async fn two_hosts_sharing_one_storage_account_run_each_timer_occurrence_once() 
         "the singleton lock lives in Azurite"
     );
 }
+
+#[test]
+fn fthub_submit_streams_a_200_mb_dataset_into_azurite_within_a_fixed_memory_bound() {
+    let az = common::azurite();
+    let dir = tempfile::tempdir().expect("tmp");
+    let sub = dir.path().join("big");
+    std::fs::create_dir_all(&sub).expect("dir");
+    std::fs::write(
+        sub.join("manifest.json"),
+        r#"{"training_file": "train.jsonl"}"#,
+    )
+    .expect("manifest");
+    let line = br#"{"messages":[{"role":"user","content":"hello there"},{"role":"assistant","content":"general kenobi"}]}"#;
+    let mut data = Vec::with_capacity(BIG + line.len());
+    while data.len() < BIG {
+        data.extend_from_slice(line);
+        data.push(b'\n');
+    }
+    std::fs::write(sub.join("train.jsonl"), &data).expect("train");
+    let project = format!("big{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let out = Command::new("/usr/bin/time")
+        .args(["-f", "max_rss_kib=%M"])
+        .arg(common::fthub())
+        .arg("submit")
+        .arg(&sub)
+        .args(["--project", &project, "--storage", &az.connection_string])
+        .output()
+        .expect("GNU time + fthub submit");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let rss: u64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("max_rss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS in {stderr}"));
+    assert!(
+        rss < RSS_BOUND_KIB,
+        "peak RSS {rss} KiB uploading {} MB",
+        data.len() >> 20
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    let props = rt
+        .block_on(azure_store().properties("datasets", &format!("{project}/big/train.jsonl")))
+        .expect("uploaded");
+    assert_eq!(props.content_length, data.len() as u64);
+}

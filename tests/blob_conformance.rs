@@ -80,6 +80,7 @@ conformance!(
     creating_a_container_twice_is_harmless,
     streamed_reads_return_every_byte_of_a_multi_partition_blob,
     escaping_names_are_refused_before_any_request,
+    a_local_file_uploads_by_streaming_and_reads_back_identical,
 );
 
 async fn every_write_gets_a_new_etag_that_reads_and_listings_agree_on(c: Case) {
@@ -431,4 +432,43 @@ async fn escaping_names_are_refused_before_any_request(c: Case) {
         s.put("..", "x", b"", Condition::None).await,
         Err(BlobError::InvalidName { .. })
     ));
+}
+
+async fn a_local_file_uploads_by_streaming_and_reads_back_identical(c: Case) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("train.jsonl");
+    // 9 MiB + 5 bytes: three upload partitions, the last one partial.
+    let data: Vec<u8> = (0..9 * 1024 * 1024 + 5)
+        .map(|i: u32| (i % 253) as u8)
+        .collect();
+    std::fs::write(&path, &data).expect("write");
+    let written = c
+        .store
+        .put_file(
+            &c.container,
+            "big/train.jsonl",
+            &path,
+            Condition::IfNotExists,
+        )
+        .await
+        .expect("upload");
+    assert_eq!(written.content_length, data.len() as u64);
+    assert!(matches!(
+        c.store
+            .put_file(
+                &c.container,
+                "big/train.jsonl",
+                &path,
+                Condition::IfNotExists
+            )
+            .await,
+        Err(BlobError::AlreadyExists { .. })
+    ));
+    let (props, bytes) = c
+        .store
+        .get(&c.container, "big/train.jsonl")
+        .await
+        .expect("get");
+    assert_eq!(props.etag, written.etag);
+    assert!(bytes == data, "the uploaded bytes differ");
 }

@@ -231,6 +231,15 @@ impl BlobStore for CpkStore {
     ) -> Result<BlobProperties, BlobError> {
         self.0.put(c, n, b, cond).await
     }
+    async fn put_file(
+        &self,
+        c: &str,
+        n: &str,
+        f: &std::path::Path,
+        cond: Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        self.0.put_file(c, n, f, cond).await
+    }
     async fn list(&self, c: &str, p: &str) -> Result<Vec<BlobProperties>, BlobError> {
         self.0.list(c, p).await
     }

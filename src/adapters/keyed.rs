@@ -71,6 +71,15 @@ impl BlobStore for KeyedReads {
     ) -> Result<BlobProperties, BlobError> {
         self.inner.put(container, name, bytes, condition).await
     }
+    async fn put_file(
+        &self,
+        container: &str,
+        name: &str,
+        file: &std::path::Path,
+        condition: Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        self.inner.put_file(container, name, file, condition).await
+    }
     async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobProperties>, BlobError> {
         self.inner.list(container, prefix).await
     }

@@ -89,13 +89,16 @@ pub async fn submit(
     let mut written = Vec::new();
     for f in &files {
         let name = format!("{project}/{submission}/{f}");
+        let path = dir.join(f);
+        if !path.is_file() {
+            return Err(OpsError::Usage(format!(
+                "{} is named by manifest.json but missing",
+                path.display()
+            )));
+        }
+        // Streamed: a large dataset is never held in memory.
         store
-            .put(
-                DATASETS_CONTAINER,
-                &name,
-                &read(&dir.join(f))?,
-                Condition::None,
-            )
+            .put_file(DATASETS_CONTAINER, &name, &path, Condition::None)
             .await?;
         written.push(name);
     }

@@ -406,6 +406,64 @@ fn total_length(headers: &azure_core::http::headers::Headers, fallback: Option<u
 }
 
 impl AzureBlobStore {
+    async fn upload(
+        &self,
+        container: &str,
+        name: &str,
+        content: RequestContent<bytes::Bytes, azure_core::http::NoFormat>,
+        length: u64,
+        condition: Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        check_names(container, name)?;
+        let client = self.service()?.blob_client(container, name);
+        let mut options = BlobClientUploadOptions {
+            parallel: NonZero::new(DOWNLOAD_PARALLEL),
+            partition_size: NonZero::new(PARTITION as u64),
+            ..Default::default()
+        };
+        match &condition {
+            Condition::None => {}
+            Condition::IfNotExists => options = options.if_not_exists(),
+            Condition::IfMatch(etag) => options.if_match = Some(quoted(etag)),
+        }
+        let r = client.upload(content, Some(options)).await;
+        let r = match r {
+            Ok(r) => r,
+            // Azure answers a stale If-Match on a missing blob with 404 or 412 depending on
+            // the path taken; the port reports a vanished blob as NotFound either way.
+            Err(e) => {
+                let mapped = map_err(&e, "write", container, name);
+                if let (BlobError::PreconditionFailed { .. }, Condition::IfMatch(_)) =
+                    (&mapped, &condition)
+                    && let Err(BlobError::NotFound { .. }) = self.properties(container, name).await
+                {
+                    return Err(BlobError::NotFound {
+                        container: container.to_owned(),
+                        name: name.to_owned(),
+                    });
+                }
+                // A write has no blob to miss: a 404 means the container is missing.
+                if let (BlobError::NotFound { .. }, false) =
+                    (&mapped, matches!(condition, Condition::IfMatch(_)))
+                {
+                    return Err(BlobError::Service {
+                        what: format!("write {container}/{name}"),
+                        status: 404,
+                        code: "ContainerNotFound (create the container first)".into(),
+                    });
+                }
+                return Err(mapped);
+            }
+        };
+        Ok(BlobProperties {
+            container: container.to_owned(),
+            name: name.to_owned(),
+            etag: etag_of(r.etag.as_ref()),
+            content_length: length,
+            last_modified: to_chrono(r.last_modified),
+        })
+    }
+
     async fn download(
         &self,
         container: &str,
@@ -498,46 +556,33 @@ impl BlobStore for AzureBlobStore {
         bytes: &[u8],
         condition: Condition,
     ) -> Result<BlobProperties, BlobError> {
-        check_names(container, name)?;
-        let client = self.service()?.blob_client(container, name);
-        let mut options = BlobClientUploadOptions {
-            parallel: NonZero::new(DOWNLOAD_PARALLEL),
-            partition_size: NonZero::new(PARTITION as u64),
-            ..Default::default()
+        let content = RequestContent::from(bytes.to_vec());
+        self.upload(container, name, content, bytes.len() as u64, condition)
+            .await
+    }
+
+    async fn put_file(
+        &self,
+        container: &str,
+        name: &str,
+        file: &std::path::Path,
+        condition: Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        let io = |source| BlobError::Io {
+            what: format!("read {}", file.display()),
+            source,
         };
-        match &condition {
-            Condition::None => {}
-            Condition::IfNotExists => options = options.if_not_exists(),
-            Condition::IfMatch(etag) => options.if_match = Some(quoted(etag)),
-        }
-        let r = client
-            .upload(RequestContent::from(bytes.to_vec()), Some(options))
-            .await;
-        let r = match r {
-            Ok(r) => r,
-            // Azure answers a stale If-Match on a missing blob with 404 or 412 depending on
-            // the path taken; the port reports a vanished blob as NotFound either way.
-            Err(e) => {
-                let mapped = map_err(&e, "write", container, name);
-                if let (BlobError::PreconditionFailed { .. }, Condition::IfMatch(_)) =
-                    (&mapped, &condition)
-                    && let Err(BlobError::NotFound { .. }) = self.properties(container, name).await
-                {
-                    return Err(BlobError::NotFound {
-                        container: container.to_owned(),
-                        name: name.to_owned(),
-                    });
-                }
-                return Err(mapped);
-            }
-        };
-        Ok(BlobProperties {
-            container: container.to_owned(),
-            name: name.to_owned(),
-            etag: etag_of(r.etag.as_ref()),
-            content_length: bytes.len() as u64,
-            last_modified: to_chrono(r.last_modified),
-        })
+        let f = tokio::fs::File::open(file).await.map_err(io)?;
+        let length = f.metadata().await.map_err(io)?.len();
+        // Partitions are read from the file as they are sent: two of 4 MiB in memory.
+        let stream = azure_storage_blob::stream::tokio::FileStream::builder(f)
+            .with_buffer_size(PARTITION)
+            .build()
+            .await
+            .map_err(|e| io(std::io::Error::other(redact(&e.to_string()))))?;
+        let body: azure_core::http::Body = stream.into();
+        self.upload(container, name, body.into(), length, condition)
+            .await
     }
 
     async fn list(&self, container: &str, prefix: &str) -> Result<Vec<BlobProperties>, BlobError> {

@@ -158,6 +158,18 @@ impl FsBlobStore {
         bytes: &[u8],
         condition: &Condition,
     ) -> Result<BlobProperties, BlobError> {
+        self.put_with(container, name, condition, |tmp| std::fs::write(tmp, bytes))
+    }
+
+    /// A conditional write whose content `fill` puts into a temporary file (bytes, or a
+    /// copy of a local file), then renamed into place under the container lock.
+    fn put_with(
+        &self,
+        container: &str,
+        name: &str,
+        condition: &Condition,
+        fill: impl FnOnce(&Path) -> std::io::Result<()>,
+    ) -> Result<BlobProperties, BlobError> {
         let path = self.path(container, name)?;
         let tmp_dir = self.root.join(".tmp");
         let lock = self.lock_path(container);
@@ -171,7 +183,7 @@ impl FsBlobStore {
             }
             std::fs::create_dir_all(&tmp_dir)?;
             let tmp = tmp_dir.join(uuid::Uuid::new_v4().to_string());
-            std::fs::write(&tmp, bytes)?;
+            fill(&tmp)?;
             // Strictly increasing mtime per blob: the ETag must change on every write,
             // even two writes within one clock tick.
             let now = SystemTime::now();
@@ -448,6 +460,23 @@ impl BlobStore for FsBlobStore {
     ) -> Result<bool, BlobError> {
         let (me, c, n) = (self.clone(), container.to_owned(), name.to_owned());
         blocking(move || me.delete_sync(&c, &n, &condition)).await
+    }
+
+    async fn put_file(
+        &self,
+        container: &str,
+        name: &str,
+        file: &Path,
+        condition: Condition,
+    ) -> Result<BlobProperties, BlobError> {
+        let (me, c, n, f) = (
+            self.clone(),
+            container.to_owned(),
+            name.to_owned(),
+            file.to_owned(),
+        );
+        blocking(move || me.put_with(&c, &n, &condition, |tmp| std::fs::copy(&f, tmp).map(|_| ())))
+            .await
     }
 
     async fn ensure_container(&self, container: &str) -> Result<(), BlobError> {
