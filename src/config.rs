@@ -1,6 +1,12 @@
 //! Settings read once at start-up from the environment (app settings in Azure,
 //! `local.settings.json` values under `fthub dev`). With nothing set, everything falls
 //! back to local defaults so `fthub serve` starts anywhere.
+//!
+//! Optional settings the handler also reads: `FTHUB_STORAGE` (a connection string or blob
+//! service URL when pipeline data lives outside `AzureWebJobsStorage`),
+//! `FTHUB_STORAGE_API_VERSION` (the storage service version to speak), and the side-effect
+//! claim's lifetime and a duplicate's wait (`FTHUB_CLAIM_TTL_SECONDS`, default 660, must
+//! exceed the function timeout; `FTHUB_CLAIM_WAIT_SECONDS`, default 240).
 
 use std::path::PathBuf;
 
@@ -26,18 +32,6 @@ pub const CONTAINERS: [&str; 4] = ["datasets", "reports", "state", "audit"];
 /// App settings the handler reads in Azure (declared in `infra/modules/functionapp.bicep`),
 /// besides the host's own connection settings.
 pub const AZURE_SETTINGS: [&str; 2] = ["FTHUB_TOPOLOGY", "FTHUB_LOG_FORMAT"];
-
-/// Optional settings the handler also reads: `FTHUB_STORAGE` (a connection string or blob
-/// service URL when pipeline data lives outside `AzureWebJobsStorage`),
-/// `FTHUB_STORAGE_API_VERSION` (the storage service version to speak), and the side-effect
-/// claim's lifetime and a duplicate's wait (`FTHUB_CLAIM_TTL_SECONDS`, default 660, must
-/// exceed the function timeout; `FTHUB_CLAIM_WAIT_SECONDS`, default 240).
-pub const OPTIONAL_SETTINGS: [&str; 4] = [
-    "FTHUB_STORAGE",
-    "FTHUB_STORAGE_API_VERSION",
-    "FTHUB_CLAIM_TTL_SECONDS",
-    "FTHUB_CLAIM_WAIT_SECONDS",
-];
 
 /// Default handler port when no host set one.
 pub const DEFAULT_PORT: u16 = 3000;
@@ -79,11 +73,6 @@ impl ServeConfig {
             topology,
             storage,
         })
-    }
-
-    /// The local blob store's root.
-    pub fn storage_root(&self) -> PathBuf {
-        self.home.join("storage")
     }
 }
 

@@ -24,8 +24,6 @@ use crate::ports::AoaiError;
 
 /// Entra scope of Service Bus.
 pub const SERVICE_BUS_SCOPE: &str = "https://servicebus.azure.net/.default";
-/// Entra scope of Azure Storage.
-pub const STORAGE_SCOPE: &str = "https://storage.azure.com/.default";
 
 /// Which kind of credential is in use (for logs and errors; holds no secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,11 +105,6 @@ impl Entra {
             credential,
             tenants: Arc::new(Mutex::new(HashMap::new())),
         })
-    }
-
-    /// The kind in use.
-    pub fn kind(&self) -> Kind {
-        self.kind
     }
 
     /// The SDK credential, for SDK clients (Storage, Key Vault).
