@@ -168,6 +168,10 @@ async fn a_submission_uploaded_with_the_python_sdk_reaches_training_under_fthub_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fthub_submit_and_storage_ls_work_against_a_connection_string() {
     let az = common::azurite();
+    // The containers exist in a deployed account (infra creates them).
+    for c in fthub::config::CONTAINERS {
+        azure_store().ensure_container(c).await.expect("container");
+    }
     let project = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let out = Command::new(common::fthub())
         .arg("submit")
@@ -202,6 +206,26 @@ async fn fthub_submit_and_storage_ls_work_against_a_connection_string() {
     for f in ["eval.jsonl", "manifest.json", "train.jsonl"] {
         assert!(listing.contains(&format!("{project}/s1/{f}")), "{listing}");
     }
+    let out = Command::new(common::fthub())
+        .args([
+            "storage",
+            "ls",
+            &format!("datasets/{project}/"),
+            "--json",
+            "--storage",
+            &az.connection_string,
+        ])
+        .output()
+        .expect("fthub storage ls --json");
+    let listed: Value = serde_json::from_slice(&out.stdout).expect("json listing");
+    let sizes: Vec<u64> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|b| b["bytes"].as_u64())
+        .collect();
+    assert_eq!(sizes.len(), 3, "{listed}");
+    assert!(sizes.iter().all(|b| *b > 0), "{listed}");
     let out = Command::new(common::fthub())
         .args(["storage", "check", "--storage", &az.connection_string])
         .output()
@@ -365,6 +389,12 @@ async fn two_hosts_sharing_one_storage_account_run_each_timer_occurrence_once() 
 #[test]
 fn fthub_submit_streams_a_200_mb_dataset_into_azurite_within_a_fixed_memory_bound() {
     let az = common::azurite();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("rt");
+    rt.block_on(azure_store().ensure_container("datasets"))
+        .expect("container");
     let dir = tempfile::tempdir().expect("tmp");
     let sub = dir.path().join("big");
     std::fs::create_dir_all(&sub).expect("dir");
@@ -401,10 +431,6 @@ fn fthub_submit_streams_a_200_mb_dataset_into_azurite_within_a_fixed_memory_boun
         "peak RSS {rss} KiB uploading {} MB",
         data.len() >> 20
     );
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("rt");
     let props = rt
         .block_on(azure_store().properties("datasets", &format!("{project}/big/train.jsonl")))
         .expect("uploaded");

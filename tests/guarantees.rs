@@ -105,6 +105,49 @@ fn under_twenty_percent_faults_the_story_reaches_prod_with_each_effect_once_and_
     );
 }
 
+/// The search above means something only if the handler really sends the planted key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_planted_api_key_is_the_one_the_handler_sends() {
+    use fthub::local::emulator::{
+        Emulator, api_key_fingerprint, builtin_accounts, credential_fingerprint, world::Timings,
+    };
+    let emulator =
+        fthub::local::emulator::spawn(0, Emulator::new(builtin_accounts(), Timings::default()))
+            .await
+            .expect("emulator");
+    let home = tempfile::tempdir().expect("home");
+    let serve = common::Serve::start_with_env(
+        home.path(),
+        &[
+            ("FTHUB_EMULATOR_URL", &emulator),
+            ("FTHUB_EMULATOR_KEY", CANARY_KEY),
+        ],
+    )
+    .await;
+    let (status, _, body) = serve
+        .invoke("KeepWarm", common::fixture("timer_past_due.json"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let log: Vec<serde_json::Value> = reqwest::get(format!("{emulator}/_emulator/requests"))
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("json");
+    assert!(!log.is_empty(), "KeepWarm called the emulated accounts");
+    // The data plane gets it as `api-key`, ARM as a bearer token.
+    let planted = [
+        api_key_fingerprint(CANARY_KEY),
+        credential_fingerprint(CANARY_KEY),
+    ];
+    for r in &log {
+        assert!(
+            planted.iter().any(|p| r["credential"] == p.as_str()),
+            "a request without the planted key: {r}"
+        );
+    }
+}
+
 #[test]
 fn every_http_function_requires_a_function_key() {
     let mut http = 0;

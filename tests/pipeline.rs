@@ -66,6 +66,15 @@ impl Env {
         self.submit_as("s1", None, None).await;
     }
 
+    /// Submits `acme/s1` and delivers its manifest's BlobCreated once.
+    async fn submit_and_start(&self) {
+        self.submit().await;
+        self.pipeline
+            .on_dataset_blob("acme/s1/manifest.json")
+            .await
+            .expect("start");
+    }
+
     /// Uploads the classification sample as `acme/{submission}`, optionally with one more
     /// training line and a parent run in the manifest.
     async fn submit_as(&self, submission: &str, extra: Option<&str>, parent: Option<&str>) {
@@ -247,11 +256,8 @@ fn signed_decision(
 #[tokio::test]
 async fn redelivered_triggers_create_one_job_one_evaluation_and_one_deployment_call_per_region() {
     let e = env().await;
-    e.submit().await;
+    e.submit_and_start().await;
     let p = &e.pipeline;
-    p.on_dataset_blob("acme/s1/manifest.json")
-        .await
-        .expect("start");
     p.on_dataset_blob("acme/s1/manifest.json")
         .await
         .expect("redelivered event");
@@ -298,11 +304,8 @@ async fn redelivered_triggers_create_one_job_one_evaluation_and_one_deployment_c
 async fn a_duplicate_delivery_waits_for_a_live_claim_and_never_repeats_the_effect() {
     let mut e = env().await;
     e.pipeline.claim_wait = Duration::from_millis(300);
-    e.submit().await;
+    e.submit_and_start().await;
     let p = &e.pipeline;
-    p.on_dataset_blob("acme/s1/manifest.json")
-        .await
-        .expect("start");
     let run = e.run().await;
     // Another invocation has just claimed create_job and is still calling the Hub.
     e.claim_job_step(&run.id, chrono::Utc::now()).await;
@@ -344,11 +347,8 @@ async fn a_duplicate_delivery_waits_for_a_live_claim_and_never_repeats_the_effec
 #[tokio::test]
 async fn a_crash_after_recording_the_job_step_resumes_without_a_second_job() {
     let e = env().await;
-    e.submit().await;
+    e.submit_and_start().await;
     let p = &e.pipeline;
-    p.on_dataset_blob("acme/s1/manifest.json")
-        .await
-        .expect("start");
     let run = e.run().await;
     // Rewind the document to "create_job started, not done" by an invocation that died
     // longer ago than any invocation can run: the state after a crash between the call and
@@ -540,11 +540,8 @@ async fn an_iteration_is_compared_with_its_parent_in_the_evaluation_report() {
 #[tokio::test]
 async fn a_region_down_during_promotion_leaves_the_environment_degraded_until_it_converges() {
     let e = env().await;
-    e.submit().await;
+    e.submit_and_start().await;
     let p = &e.pipeline;
-    p.on_dataset_blob("acme/s1/manifest.json")
-        .await
-        .expect("start");
     let id = e.train().await;
     p.evaluate(&id).await.expect("evaluate");
     let fault = |outage: bool| {

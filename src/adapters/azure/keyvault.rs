@@ -59,6 +59,26 @@ pub fn parse_reference(reference: &str) -> Result<SecretRef, KeyError> {
     }
 }
 
+/// What a failed secret read means: a missing role or a passing outage can be retried, a
+/// missing secret cannot.
+fn fetch_error(reference: &str, status: Option<u16>) -> KeyError {
+    let unavailable = |reason: String| KeyError::Unavailable {
+        reference: reference.to_owned(),
+        reason,
+    };
+    match status {
+        Some(403) => unavailable(
+            "HTTP 403: assign the identity the \"Key Vault Secrets User\" role on the vault".into(),
+        ),
+        Some(404) => KeyError::Invalid {
+            reference: reference.to_owned(),
+            reason: "no such secret or version".into(),
+        },
+        Some(s) => unavailable(format!("HTTP {s}")),
+        None => unavailable("no answer from Key Vault".into()),
+    }
+}
+
 /// Key Vault with the process's Entra identity (role: Key Vault Secrets User).
 #[derive(Clone)]
 pub struct KeyVaultKeys {
@@ -95,15 +115,7 @@ impl KeySource for KeyVaultKeys {
         let secret = client
             .get_secret(&r.name, Some(options))
             .await
-            .map_err(|e| match e.http_status().map(u16::from) {
-                Some(403) => unavailable("HTTP 403: assign the identity the \"Key Vault Secrets User\" role on the vault".into()),
-                Some(404) => KeyError::Invalid {
-                    reference: reference.to_owned(),
-                    reason: "no such secret or version".into(),
-                },
-                Some(s) => unavailable(format!("HTTP {s}")),
-                None => unavailable("no answer from Key Vault".into()),
-            })?
+            .map_err(|e| fetch_error(reference, e.http_status().map(u16::from)))?
             .into_model()
             .map_err(|e| unavailable(e.to_string()))?;
         let value = secret.value.unwrap_or_default();
@@ -145,5 +157,23 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn a_refused_read_names_the_role_and_only_a_missing_secret_is_final() {
+        use crate::error::{Classify, ErrorClass};
+        let denied = fetch_error("r", Some(403));
+        assert!(
+            denied.to_string().contains("Key Vault Secrets User"),
+            "{denied}"
+        );
+        assert_eq!(
+            denied.class(),
+            ErrorClass::Retryable,
+            "role assignments propagate"
+        );
+        assert_eq!(fetch_error("r", Some(404)).class(), ErrorClass::Terminal);
+        assert_eq!(fetch_error("r", Some(503)).class(), ErrorClass::Retryable);
+        assert_eq!(fetch_error("r", None).class(), ErrorClass::Retryable);
     }
 }

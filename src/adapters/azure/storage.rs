@@ -773,6 +773,64 @@ mod tests {
         assert_eq!(sig, "1Mh1LSBeLSI4EKTerU15bv2Ml2MomydA5vFxFzkTOyw=");
     }
 
+    fn http_error(status: StatusCode, code: &str) -> azure_core::Error {
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::HttpResponse {
+                status,
+                error_code: Some(code.to_owned()),
+                raw_response: None,
+            },
+            "service error",
+        )
+    }
+
+    #[test]
+    fn service_answers_map_to_the_ports_typed_errors() {
+        let m = |s, code| map_err(&http_error(s, code), "write", "state", "runs/r.json");
+        assert!(matches!(
+            m(StatusCode::NotFound, "BlobNotFound"),
+            BlobError::NotFound { .. }
+        ));
+        assert!(matches!(
+            m(StatusCode::Conflict, "BlobAlreadyExists"),
+            BlobError::AlreadyExists { .. }
+        ));
+        assert!(matches!(
+            m(StatusCode::PreconditionFailed, "ConditionNotMet"),
+            BlobError::PreconditionFailed { .. }
+        ));
+        assert!(matches!(
+            m(StatusCode::PreconditionFailed, "LeaseIdMissing"),
+            BlobError::Leased { .. }
+        ));
+        assert!(matches!(
+            m(StatusCode::Conflict, "LeaseAlreadyPresent"),
+            BlobError::Leased { .. }
+        ));
+        assert!(matches!(
+            m(StatusCode::Conflict, "BlobUsesCustomerSpecifiedEncryption"),
+            BlobError::EncryptionKey { .. }
+        ));
+        let denied = m(StatusCode::Forbidden, "AuthorizationPermissionMismatch");
+        assert!(
+            denied.to_string().contains("Storage Blob Data Contributor")
+                && denied
+                    .to_string()
+                    .contains("AuthorizationPermissionMismatch"),
+            "{denied}"
+        );
+        let busy = m(StatusCode::ServiceUnavailable, "ServerBusy");
+        assert_eq!(
+            crate::error::Classify::class(&busy),
+            crate::error::ErrorClass::Retryable
+        );
+        let bad = m(StatusCode::BadRequest, "InvalidHeaderValue");
+        assert_eq!(
+            crate::error::Classify::class(&bad),
+            crate::error::ErrorClass::Terminal
+        );
+    }
+
     #[test]
     fn redaction_removes_query_strings_from_error_text() {
         let r = redact(

@@ -79,10 +79,19 @@ fn account_of(path: &str) -> Option<String> {
 /// How the request log names a bearer token: `bearer:` and the first 16 hex digits of its
 /// SHA-256, enough for a test to tell credentials apart, useless to replay.
 pub fn credential_fingerprint(token: &str) -> String {
+    fingerprint("bearer", token)
+}
+
+/// The same for an `api-key` header: `api-key:` and 16 hex digits of its SHA-256.
+pub fn api_key_fingerprint(key: &str) -> String {
+    fingerprint("api-key", key)
+}
+
+fn fingerprint(kind: &str, secret: &str) -> String {
     use sha2::Digest as _;
-    let d = sha2::Sha256::digest(token.as_bytes());
+    let d = sha2::Sha256::digest(secret.as_bytes());
     let hex: String = d.iter().take(8).map(|b| format!("{b:02x}")).collect();
-    format!("bearer:{hex}")
+    format!("{kind}:{hex}")
 }
 
 /// Auth, faults and the request log, in front of every non-control route.
@@ -102,8 +111,10 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
         .and_then(|v| v.strip_prefix("Bearer "));
     let credential = match bearer {
         Some(token) => credential_fingerprint(token),
-        None if req.headers().contains_key("api-key") => "api-key".to_owned(),
-        None => String::new(),
+        None => match req.headers().get("api-key").and_then(|v| v.to_str().ok()) {
+            Some(key) => api_key_fingerprint(key),
+            None => String::new(),
+        },
     };
     let authed = !credential.is_empty();
     let (fault, hang_ms, latency) = {

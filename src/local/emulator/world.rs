@@ -258,8 +258,8 @@ pub struct LogEntry {
     pub status: u16,
     /// Whether the request carried `x-ms-authorization-auxiliary`.
     pub auxiliary: bool,
-    /// How it authenticated: `api-key`, or `bearer:` and the first 16 hex digits of the
-    /// token's SHA-256 (so tests can tell which credential was used; never the token).
+    /// How it authenticated: `api-key:` or `bearer:` and the first 16 hex digits of the
+    /// secret's SHA-256 (so tests can tell which credential was used; never the secret).
     pub credential: String,
 }
 
