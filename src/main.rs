@@ -140,8 +140,106 @@ enum Command {
     /// Inspect the pipeline's blob storage (local, Azurite or Azure).
     #[command(subcommand)]
     Storage(StorageCommand),
+    /// Operate on runs: list them, retry a stalled or failed step, cancel one.
+    #[command(subcommand)]
+    Runs(RunsCommand),
+    /// Messages Service Bus gave up on (local bus of `fthub dev`): list, replay.
+    #[command(subcommand)]
+    Deadletters(DeadlettersCommand),
     /// Validate fine-tuning datasets (exit 0 accepted, 1 rejected, 2 usage or I/O error).
     Validate(ValidateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AppArg {
+    /// Base URL of the host (fthub dev or the function app).
+    #[arg(long, default_value = "http://127.0.0.1:7071")]
+    url: String,
+    /// Function key for a deployed app.
+    #[arg(long, env = "FTHUB_FUNCTION_KEY", hide_env_values = true)]
+    code: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+struct WhoWhy {
+    /// Who acts (recorded on the run).
+    #[arg(long, env = "USER", default_value = "operator")]
+    actor: String,
+    /// Why (recorded on the run).
+    #[arg(long, default_value = "no reason given")]
+    reason: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        /// Only this project's.
+        #[arg(long)]
+        project: Option<String>,
+        /// Only runs at this stage (`training`, `evaluating`, `dev`, …).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only runs created at or after this time (RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        app: AppArg,
+        /// Read straight from storage instead of the app.
+        #[arg(long, env = "FTHUB_STORAGE", hide_env_values = true)]
+        storage: Option<String>,
+    },
+    /// Re-drive a stalled step, or start a failed training or evaluation again.
+    Retry {
+        /// Run id.
+        run: String,
+        #[command(flatten)]
+        who: WhoWhy,
+        #[command(flatten)]
+        app: AppArg,
+    },
+    /// Cancel a run: its Hub job, its evaluation deployment; recorded with who and why.
+    Cancel {
+        /// Run id.
+        run: String,
+        #[command(flatten)]
+        who: WhoWhy,
+        #[command(flatten)]
+        app: AppArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum DeadlettersCommand {
+    /// Dead-lettered pipeline messages, with the host's reason and the last error.
+    List {
+        /// Only this queue's (`training-completed`, `evaluation-completed`, `approvals`).
+        #[arg(long)]
+        queue: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+    },
+    /// Send dead letters back to their queue as new messages.
+    Replay {
+        /// Only the message with this sequence number.
+        sequence: Option<i64>,
+        /// Only this queue's.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Local state directory.
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        home: PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -390,7 +488,7 @@ async fn main() -> anyhow::Result<()> {
             let v = match storage {
                 Some(s) => {
                     let store = open_store(Some(&s), std::path::Path::new("."))?;
-                    fthub::services::status::view(store.as_ref(), None, &path)
+                    fthub::services::status::view(store.as_ref(), None, &path, &Default::default())
                         .await
                         .context("reading status from storage")?
                         .1
@@ -433,6 +531,46 @@ async fn main() -> anyhow::Result<()> {
         })
         .await
         .map_err(anyhow::Error::from),
+        Command::Runs(cmd) => runs_command(cmd).await,
+        Command::Deadletters(cmd) => {
+            use fthub::commands::runs;
+            let (home, out) = match cmd {
+                DeadlettersCommand::List { queue, json, home } => {
+                    let bus = fthub::adapters::local::bus::LocalBus::new(home.join("bus"));
+                    let list = runs::list(&bus, queue.as_deref())?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&list)?);
+                        return Ok(());
+                    }
+                    (home, list)
+                }
+                DeadlettersCommand::Replay {
+                    sequence,
+                    queue,
+                    home,
+                } => {
+                    let bus = fthub::adapters::local::bus::LocalBus::new(home.join("bus"));
+                    (home, runs::replay(&bus, queue.as_deref(), sequence)?)
+                }
+            };
+            if out.is_empty() {
+                println!("no dead letters in {}", home.join("bus").display());
+            }
+            for d in out {
+                println!(
+                    "{} #{} run {} — {}: {}{}",
+                    d["queue"].as_str().unwrap_or(""),
+                    d["sequence"],
+                    d["run_id"].as_str().unwrap_or("?"),
+                    d["reason"].as_str().unwrap_or("?"),
+                    d["description"].as_str().unwrap_or(""),
+                    d.get("replayed_as")
+                        .map(|n| format!(" → replayed as #{n}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
         Command::Wait {
             run,
             target,
@@ -500,6 +638,82 @@ async fn main() -> anyhow::Result<()> {
                 .context("running the local host")
         }
     }
+}
+
+async fn runs_command(cmd: RunsCommand) -> anyhow::Result<()> {
+    use fthub::commands::runs;
+    let (app, run, action, who) = match cmd {
+        RunsCommand::List {
+            project,
+            stage,
+            since,
+            limit,
+            json,
+            app,
+            storage,
+        } => {
+            let query: std::collections::BTreeMap<String, String> = [
+                ("project", project),
+                ("stage", stage),
+                ("since", since),
+                ("limit", Some(limit.to_string())),
+            ]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .collect();
+            let v = match storage {
+                Some(s) => {
+                    let store = open_store(Some(&s), std::path::Path::new("."))?;
+                    fthub::services::status::view(store.as_ref(), None, "runs", &query)
+                        .await
+                        .context("reading runs from storage")?
+                        .1
+                }
+                None => {
+                    let qs = url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(&query)
+                        .finish();
+                    fthub::commands::ops::status_with_key(
+                        &app.url,
+                        &format!("runs?{qs}"),
+                        app.code.as_deref(),
+                    )
+                    .await?
+                }
+            };
+            if let Some(e) = v["detail"].as_str().filter(|_| v["error"].is_string()) {
+                anyhow::bail!("{e}");
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", fthub::commands::ops::runs_table(&v));
+                if let Some(c) = v["continuation"].as_str() {
+                    println!("(more: the API's continuation token is {c})");
+                }
+            }
+            return Ok(());
+        }
+        RunsCommand::Retry { run, who, app } => (app, run, "retry", who),
+        RunsCommand::Cancel { run, who, app } => (app, run, "cancel", who),
+    };
+    let v = runs::act(
+        &app.url,
+        app.code.as_deref(),
+        &run,
+        action,
+        &who.actor,
+        &who.reason,
+    )
+    .await?;
+    match action {
+        "retry" => println!(
+            "{run}: {} scheduled; the reconciler acts within a minute (follow with `fthub wait {run}`)",
+            v["scheduled"].as_str().unwrap_or("the step")
+        ),
+        _ => println!("{run}: cancelled by {}", who.actor),
+    }
+    Ok(())
 }
 
 /// The store a CLI command works on: `--storage` or the local store under `home`.

@@ -611,3 +611,19 @@ pub trait KeySource: Send + Sync + fmt::Debug {
     /// The key a manifest's `encryption_key` reference names.
     async fn customer_key(&self, reference: &str) -> Result<CustomerKey, KeyError>;
 }
+
+/// The time as the pipeline sees it: tests move it instead of editing stored documents.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// Now.
+    fn now(&self) -> chrono::DateTime<chrono::Utc>;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+}

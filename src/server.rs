@@ -126,6 +126,9 @@ impl AppState {
         if let Some(wait) = seconds_setting("FTHUB_CLAIM_WAIT_SECONDS") {
             pipeline.claim_wait = wait;
         }
+        if let Some(grace) = seconds_setting("FTHUB_RECONCILE_GRACE_SECONDS") {
+            pipeline.reconcile_grace = grace;
+        }
         // Customer-provided keys come from Key Vault with the same identity, in Azure mode
         // and whenever storage is reached with Entra ID.
         if config.topology.is_some() || config.storage.needs_identity() {

@@ -389,7 +389,7 @@ async fn the_dev_host_runs_the_real_handler_for_the_repository_app() {
     assert_eq!(r.status().as_u16(), 200);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["service"], "fthub");
-    assert_eq!(body["functions"].as_array().expect("functions").len(), 8);
+    assert_eq!(body["functions"].as_array().expect("functions").len(), 11);
 
     let blob = home.path().join("storage/datasets/acme/train.jsonl");
     std::fs::create_dir_all(blob.parent().expect("parent")).expect("mkdir");
@@ -502,5 +502,121 @@ async fn http_in_and_out_functions_are_forwarded_raw_when_forwarding_is_on() {
         headers
             .keys()
             .any(|k| k.eq_ignore_ascii_case("X-Azure-Functions-InvocationId"))
+    );
+}
+
+#[tokio::test]
+async fn a_dead_lettered_message_reaches_the_function_bound_to_the_dead_letter_subqueue_and_replays()
+ {
+    let app = RecorderApp::new(
+        &[
+            (
+                "Work",
+                json!({"bindings": [{"type": "serviceBusTrigger", "direction": "in", "name": "msg", "queueName": "work", "connection": "SB"}]}),
+            ),
+            (
+                "WorkDeadLetters",
+                json!({"bindings": [{"type": "serviceBusTrigger", "direction": "in", "name": "msg", "queueName": "work/$DeadLetterQueue", "connection": "SB"}]}),
+            ),
+        ],
+        json!({}),
+    );
+    app.set_behaviour(json!({"Work": {"status": 500}}));
+    let home = tempfile::tempdir().expect("tmp");
+    let _dev = Dev::start(app.path(), home.path(), &[]).await;
+    let bus = LocalBus::new(home.path().join("bus"));
+    bus.send_to_queue(
+        "work",
+        OutgoingMessage {
+            body: r#"{"run_id":"r-1"}"#.into(),
+            message_id: Some("m-dl".into()),
+            ..Default::default()
+        },
+    )
+    .expect("send");
+    assert!(eventually(WAIT, || app.invocations("WorkDeadLetters").len() == 1).await);
+    let dl = &app.invocations("WorkDeadLetters")[0]["body"];
+    assert_eq!(undouble(&dl["Data"]["msg"]), r#"{"run_id":"r-1"}"#);
+    assert_eq!(undouble(&dl["Metadata"]["MessageId"]), "m-dl");
+    let props = &dl["Metadata"]["ApplicationProperties"];
+    assert_eq!(props["DeadLetterReason"], "MaxDeliveryCountExceeded");
+    assert!(
+        props["DeadLetterErrorDescription"]
+            .as_str()
+            .is_some_and(|d| d.contains("delivered 10 times")),
+        "{props}"
+    );
+    assert!(
+        eventually(WAIT, || bus
+            .dead_letters("work")
+            .is_ok_and(|d| d.is_empty()))
+        .await,
+        "the recorder completed it"
+    );
+}
+
+#[tokio::test]
+async fn fthub_deadletters_lists_what_service_bus_gave_up_on_and_replays_it_as_a_new_message() {
+    let home = tempfile::tempdir().expect("tmp");
+    let bus = LocalBus::new(home.path().join("bus"));
+    bus.send_to_queue(
+        "training-completed",
+        OutgoingMessage {
+            body: r#"{"run_id":"acme-s1-0123abcd"}"#.into(),
+            ..Default::default()
+        },
+    )
+    .expect("send");
+    while let Some(m) = bus
+        .receive("training-completed", chrono::Duration::seconds(30), 2)
+        .expect("rx")
+    {
+        bus.abandon("training-completed", &m, 2, "the Hub answered 503")
+            .expect("abandon");
+    }
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::fthub())
+            .args(args)
+            .arg("--home")
+            .arg(home.path())
+            .output()
+            .expect("fthub");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: Value =
+        serde_json::from_str(&cli(&["deadletters", "list", "--json"])).expect("json");
+    let listed = listed.as_array().expect("array");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["queue"], "training-completed");
+    assert_eq!(listed[0]["run_id"], "acme-s1-0123abcd");
+    assert_eq!(listed[0]["reason"], "MaxDeliveryCountExceeded");
+    assert!(
+        listed[0]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("503")),
+        "{listed:?}"
+    );
+    let text = cli(&["deadletters", "list"]);
+    assert!(text.contains("acme-s1-0123abcd"), "{text}");
+    let replayed = cli(&["deadletters", "replay", "--queue", "training-completed"]);
+    assert!(replayed.contains("replayed as"), "{replayed}");
+    assert!(
+        bus.dead_letters("training-completed")
+            .expect("dlq")
+            .is_empty()
+    );
+    let back = bus.active("training-completed").expect("active");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].body, r#"{"run_id":"acme-s1-0123abcd"}"#);
+    assert_eq!(back[0].delivery_count, 0, "a fresh delivery count");
+    assert!(
+        !back[0]
+            .application_properties
+            .contains_key("DeadLetterReason")
     );
 }

@@ -307,9 +307,26 @@ async fn fifty_concurrent_duplicates_on_two_handlers_cause_each_effect_once() {
             "transition repeated: {t}"
         );
     }
+    // Two trails: the run's own and the day's, each one line per transition.
+    let per_run = store
+        .list("audit", &format!("runs/{id}/"))
+        .await
+        .expect("audit");
+    assert_eq!(
+        per_run.len(),
+        history.len(),
+        "one line per transition in the run's trail"
+    );
     let audit = store.list("audit", "").await.expect("audit");
-    let lines = audit.iter().filter(|a| a.name.contains(&id)).count();
-    assert_eq!(lines, history.len(), "one audit line per transition");
+    let daily = audit
+        .iter()
+        .filter(|a| !a.name.starts_with("runs/") && a.name.contains(&id))
+        .count();
+    assert_eq!(
+        daily,
+        history.len(),
+        "one line per transition in the daily trail"
+    );
     eprintln!(
         "exactly-once: {} deliveries per trigger on 2 handlers, {redelivered} redeliveries, {} transitions, {} deployment calls",
         DUPLICATES,

@@ -22,6 +22,24 @@ struct Env {
     emulator: String,
     pipeline: Pipeline,
     client: reqwest::Client,
+    clock: Arc<TestClock>,
+}
+
+/// The system clock moved forward by what a test says, so idle steps become due without
+/// waiting or editing stored documents.
+#[derive(Debug, Default)]
+struct TestClock(std::sync::Mutex<chrono::Duration>);
+
+impl TestClock {
+    fn advance(&self, by: chrono::Duration) {
+        *self.0.lock().expect("clock") += by;
+    }
+}
+
+impl fthub::ports::Clock for TestClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + *self.0.lock().expect("clock")
+    }
 }
 
 async fn env() -> Env {
@@ -53,11 +71,14 @@ async fn env() -> Env {
         Duration::from_millis(10),
     );
     pipeline.file_wait = Duration::from_secs(5);
+    let clock = Arc::new(TestClock::default());
+    pipeline.clock = clock.clone();
     Env {
         dir,
         emulator,
         pipeline,
         client: reqwest::Client::new(),
+        clock,
     }
 }
 
@@ -289,9 +310,7 @@ async fn redelivered_triggers_create_one_job_one_evaluation_and_one_deployment_c
     assert_eq!(run.stage, Stage::Dev);
     assert_eq!(run.environments["dev"].regions.len(), 2);
     // One audit line per transition.
-    let audit = runs::audit_lines(p.store.as_ref(), Some(&id))
-        .await
-        .expect("audit");
+    let audit = runs::run_audit(p.store.as_ref(), &id).await.expect("audit");
     assert_eq!(audit.len(), run.history.len());
     let stages: Vec<&str> = run.history.iter().map(|t| t.to.as_str()).collect();
     assert!(stages.starts_with(&["uploading", "training"]), "{stages:?}");
@@ -676,9 +695,14 @@ async fn the_status_views_never_contain_dataset_contents() {
         "audit",
         &format!("audit/{id}"),
     ] {
-        let (code, body) = fthub::services::status::view(store, Some(&e.pipeline.topology), path)
-            .await
-            .expect("view");
+        let (code, body) = fthub::services::status::view(
+            store,
+            Some(&e.pipeline.topology),
+            path,
+            &Default::default(),
+        )
+        .await
+        .expect("view");
         assert_eq!(code, 200, "{path}");
         let text = body.to_string();
         for c in &contents {
@@ -688,4 +712,322 @@ async fn the_status_views_never_contain_dataset_contents() {
             );
         }
     }
+}
+
+impl Env {
+    async fn fault(&self, target: Value) {
+        self.client
+            .post(format!("{}/_emulator/faults", self.emulator))
+            .json(&target)
+            .send()
+            .await
+            .expect("faults")
+            .error_for_status()
+            .expect("faults accepted");
+    }
+}
+
+#[tokio::test]
+async fn a_hub_outage_that_outlasts_the_evaluation_message_ends_in_dev_with_no_human_action() {
+    let e = env().await;
+    e.submit_and_start().await;
+    let p = &e.pipeline;
+    let id = e.train().await;
+    e.fault(json!({"account": p.topology.hub.name, "outage": true}))
+        .await;
+    // Every delivery of training-completed fails: the queue gives up on the message.
+    let err = p.evaluate(&id).await.expect_err("the Hub is down");
+    assert_eq!(
+        fthub::error::Classify::class(&err),
+        fthub::error::ErrorClass::Retryable
+    );
+    assert_eq!(e.run_of(&id).await.stage, Stage::Evaluating);
+    let eval_calls: Vec<String> = e
+        .requests()
+        .await
+        .iter()
+        .filter(|r| {
+            r["path"]
+                .as_str()
+                .unwrap_or("")
+                .contains("/deployments/eval-")
+        })
+        .map(|r| r["method"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(
+        eval_calls.last().map(String::as_str),
+        Some("DELETE"),
+        "the evaluation deployment is removed after the failed attempt"
+    );
+    // No message will ever come again. The outage ends; the reconciler's ticks move the run
+    // once the step has been idle past its grace.
+    e.fault(json!({"account": p.topology.hub.name, "outage": false}))
+        .await;
+    p.monitor_training().await.expect("tick");
+    assert_eq!(
+        e.run_of(&id).await.stage,
+        Stage::Evaluating,
+        "not re-driven while the message may still come"
+    );
+    e.clock.advance(chrono::Duration::minutes(3));
+    p.monitor_training().await.expect("tick");
+    let run = e.run_of(&id).await;
+    assert_eq!(run.stage, Stage::Dev, "{:?}", run.history.last());
+    assert!(run.retry.is_none() && run.stalled.is_none());
+    assert!(
+        runs::active(p.store.as_ref())
+            .await
+            .expect("active")
+            .0
+            .is_empty(),
+        "nothing is owed any more"
+    );
+}
+
+#[tokio::test]
+async fn a_promotion_that_keeps_failing_is_retried_with_growing_delays_then_flagged_stalled_and_converges()
+ {
+    let e = env().await;
+    e.submit_and_start().await;
+    let p = &e.pipeline;
+    let id = e.train().await;
+    p.evaluate(&id).await.expect("evaluate");
+    e.fault(json!({"region": "eastus2", "outage": true})).await;
+    p.promote_to_dev(&id).await.expect_err("one region is down");
+    let mut delays = Vec::new();
+    for _ in 0..5 {
+        e.clock.advance(chrono::Duration::hours(2));
+        p.monitor_training().await.expect("tick");
+        let r = e.run_of(&id).await.retry.expect("a retry is scheduled");
+        delays.push((r.next_at - p.clock.now()).num_minutes());
+    }
+    assert_eq!(
+        delays,
+        [0, 1, 3, 7, 15],
+        "1, 2, 4, 8, 16 minutes (less the time a tick takes)"
+    );
+    let run = e.run_of(&id).await;
+    let stall = run.stalled.expect("flagged after five failed attempts");
+    assert!(stall.detail.contains("eastus2"), "{stall:?}");
+    // Not before its delay.
+    e.fault(json!({"region": "eastus2", "outage": false})).await;
+    p.monitor_training().await.expect("tick");
+    assert_eq!(e.run_of(&id).await.stage, Stage::Evaluated);
+    e.clock.advance(chrono::Duration::hours(1));
+    p.monitor_training().await.expect("tick");
+    let run = e.run_of(&id).await;
+    assert_eq!(
+        (run.stage, run.environments["dev"].status.as_str()),
+        (Stage::Dev, "healthy")
+    );
+    assert!(
+        run.stalled.is_none() && run.retry.is_none(),
+        "cleared on success"
+    );
+}
+
+#[tokio::test]
+async fn runs_are_listed_newest_first_in_pages_and_the_active_index_names_only_owed_runs() {
+    let e = env().await;
+    let first = e.to_dev("s1", None).await;
+    e.submit_as("s2", Some(EXTRA_LINE), None).await;
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/s2/manifest.json")
+        .await
+        .expect("start");
+    let store = p.store.as_ref();
+    let one = runs::page(store, &runs::Filter::default(), 1, None)
+        .await
+        .expect("page");
+    assert_eq!(one.runs.len(), 1);
+    assert_eq!(one.runs[0].submission, "s2", "newest first");
+    let two = runs::page(
+        store,
+        &runs::Filter::default(),
+        1,
+        one.continuation.as_deref(),
+    )
+    .await
+    .expect("page 2");
+    assert_eq!(two.runs[0].id, first);
+    assert!(two.continuation.is_none(), "the last page");
+    let dev_only = runs::Filter {
+        stage: Some(Stage::Dev),
+        ..Default::default()
+    };
+    let page = runs::page(store, &dev_only, 10, None).await.expect("page");
+    assert_eq!(
+        page.runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [first.as_str()]
+    );
+    let (active, stale) = runs::active(store).await.expect("active");
+    assert_eq!(active.len(), 1, "only s2 is owed a step");
+    assert_ne!(active[0].id, first);
+    assert!(stale.is_empty());
+    let trail = runs::run_audit(store, &first).await.expect("trail");
+    assert_eq!(
+        trail.last().map(|t| t.to.as_str()),
+        Some("dev"),
+        "the run's own trail, read by prefix"
+    );
+}
+
+#[tokio::test]
+async fn runs_written_before_the_indexes_existed_are_indexed_on_first_use() {
+    let e = env().await;
+    let id = e.to_dev("s1", None).await;
+    let store = e.pipeline.store.as_ref();
+    // Today's layout: run documents and the daily trail only.
+    for p in store.list("state", "index/").await.expect("list") {
+        store
+            .delete("state", &p.name, Condition::None)
+            .await
+            .expect("delete");
+    }
+    for p in store.list("audit", "runs/").await.expect("list") {
+        store
+            .delete("audit", &p.name, Condition::None)
+            .await
+            .expect("delete");
+    }
+    assert!(store.list("audit", "runs/").await.expect("list").is_empty());
+    let all = runs::list(store).await.expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [id.as_str()]
+    );
+    let trail = runs::run_audit(store, &id).await.expect("trail");
+    assert_eq!(trail.len(), e.run_of(&id).await.history.len());
+}
+
+#[tokio::test]
+async fn a_dead_lettered_message_marks_its_run_stalled_once_and_the_reconciler_clears_it() {
+    let e = env().await;
+    e.submit_and_start().await;
+    let p = &e.pipeline;
+    let id = e.train().await;
+    let body = json!({"run_id": id}).to_string();
+    let dl = fthub::services::pipeline::DeadLetter {
+        queue: "training-completed",
+        body: &body,
+        reason: "MaxDeliveryCountExceeded",
+        description: "delivered 10 times; last error: HTTP 503",
+    };
+    let out = p.record_dead_letter(&dl).await.expect("recorded");
+    assert_eq!(out.notifications[0]["type"], "run.stalled");
+    let again = p.record_dead_letter(&dl).await.expect("redelivered");
+    assert!(again.notifications.is_empty(), "announced once");
+    let run = e.run_of(&id).await;
+    let stall = run.stalled.expect("stalled");
+    assert_eq!(stall.what, "dead_letter:training-completed");
+    assert!(stall.detail.contains("HTTP 503"));
+    assert_eq!(
+        run.history
+            .iter()
+            .filter(|t| t.to == "dead_lettered")
+            .count(),
+        1
+    );
+    // A dead letter that names no run is refused (terminal), not retried.
+    let err = p
+        .record_dead_letter(&fthub::services::pipeline::DeadLetter {
+            body: "{}",
+            ..dl.clone()
+        })
+        .await
+        .expect_err("names no run");
+    assert_eq!(
+        fthub::error::Classify::class(&err),
+        fthub::error::ErrorClass::Terminal
+    );
+    e.clock.advance(chrono::Duration::minutes(3));
+    p.monitor_training().await.expect("tick");
+    let run = e.run_of(&id).await;
+    assert_eq!(run.stage, Stage::Dev);
+    assert!(run.stalled.is_none(), "cleared once the run moved on");
+}
+
+#[tokio::test]
+async fn an_approval_that_was_dead_lettered_is_shown_on_its_run_with_its_approver() {
+    let e = env().await;
+    let p = &e.pipeline;
+    let id = e.to_dev("s1", None).await;
+    let approval = signed(&id, "test", "quality-lead", "quality-lead.key");
+    let body = serde_json::to_string(&approval).expect("json");
+    p.record_dead_letter(&fthub::services::pipeline::DeadLetter {
+        queue: "approvals",
+        body: &body,
+        reason: "MaxDeliveryCountExceeded",
+        description: "storage unavailable",
+    })
+    .await
+    .expect("recorded");
+    let run = e.run_of(&id).await;
+    let stall = run.stalled.expect("stalled");
+    assert!(
+        stall.detail.contains("quality-lead") && stall.detail.contains("test"),
+        "{stall:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_operator_retries_a_failed_training_and_cancels_an_evaluation_with_who_and_why() {
+    let e = env().await;
+    e.submit_and_start().await;
+    let p = &e.pipeline;
+    let id = e.train().await;
+    // Retry works on a run whose training failed: a new job.
+    runs::update(p.store.as_ref(), &id, |r| {
+        r.stage = Stage::TrainingFailed;
+        Ok::<(), PipelineError>(())
+    })
+    .await
+    .expect("fail it");
+    let what = p
+        .retry_run(&id, "ops", "the Hub had an incident")
+        .await
+        .expect("retry");
+    assert!(what.contains("fine-tuning job"), "{what}");
+    p.monitor_training().await.expect("tick");
+    let run = e.run_of(&id).await;
+    assert!(
+        matches!(run.stage, Stage::Training | Stage::Evaluating),
+        "{:?}",
+        run.stage
+    );
+    assert_eq!(e.count("POST", "/fine_tuning/jobs?").await, 2, "a new job");
+    let t = run
+        .history
+        .iter()
+        .find(|t| t.detail.contains("retry: the Hub had an incident"))
+        .expect("recorded");
+    assert_eq!(t.actor, "ops");
+    e.train_run(&id).await;
+    let out = p
+        .cancel_run(&id, "ops", "wrong data")
+        .await
+        .expect("cancel");
+    assert_eq!(out.notifications[0]["type"], "run.cancelled");
+    let run = e.run_of(&id).await;
+    assert_eq!(run.stage, Stage::Cancelled);
+    assert!(
+        run.history
+            .last()
+            .is_some_and(|t| t.actor == "ops" && t.detail.contains("wrong data"))
+    );
+    assert!(
+        runs::active(p.store.as_ref())
+            .await
+            .expect("active")
+            .0
+            .is_empty()
+    );
+    let err = p
+        .cancel_run(&id, "ops", "again")
+        .await
+        .expect_err("already ended");
+    assert_eq!(
+        fthub::error::Classify::class(&err),
+        fthub::error::ErrorClass::Terminal
+    );
 }

@@ -173,7 +173,7 @@ async fn the_status_api_answers_through_the_http_output_binding() {
     assert_eq!(res["statusCode"], 200);
     let inner: Value =
         serde_json::from_str(res["body"].as_str().expect("text body")).expect("json");
-    assert_eq!(inner["functions"].as_array().expect("functions").len(), 8);
+    assert_eq!(inner["functions"].as_array().expect("functions").len(), 11);
 }
 
 #[tokio::test]

@@ -2,5 +2,6 @@
 
 pub mod demo;
 pub mod ops;
+pub mod runs;
 pub mod storage;
 pub mod validate;

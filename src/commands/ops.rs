@@ -272,7 +272,12 @@ const PROGRESS: [&str; 7] = [
     "prod",
 ];
 /// Stages a run does not leave by itself.
-const TERMINAL: [&str; 3] = ["rejected", "training_failed", "evaluation_failed"];
+const TERMINAL: [&str; 4] = [
+    "rejected",
+    "training_failed",
+    "evaluation_failed",
+    "cancelled",
+];
 
 /// One line about where a run is: stage, job status, regions verified per environment.
 pub fn progress_line(run: &Value) -> String {

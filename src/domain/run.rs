@@ -35,6 +35,8 @@ pub enum Stage {
     Test,
     /// Serving in Prod.
     Prod,
+    /// An operator cancelled it.
+    Cancelled,
 }
 
 impl Stage {
@@ -51,7 +53,36 @@ impl Stage {
             Stage::Dev => "dev",
             Stage::Test => "test",
             Stage::Prod => "prod",
+            Stage::Cancelled => "cancelled",
         }
+    }
+
+    /// Every stage, in order.
+    pub const ALL: [Stage; 11] = [
+        Stage::Rejected,
+        Stage::Uploading,
+        Stage::Training,
+        Stage::TrainingFailed,
+        Stage::Evaluating,
+        Stage::EvaluationFailed,
+        Stage::Evaluated,
+        Stage::Dev,
+        Stage::Test,
+        Stage::Prod,
+        Stage::Cancelled,
+    ];
+
+    /// The stage of a snake_case name.
+    pub fn parse(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The pipeline itself moves a run on from here (no person needs to act).
+    pub fn is_pipeline_step(self) -> bool {
+        matches!(
+            self,
+            Stage::Uploading | Stage::Training | Stage::Evaluating | Stage::Evaluated
+        )
     }
 }
 
@@ -141,6 +172,21 @@ pub struct EnvironmentState {
     pub regions: BTreeMap<String, RegionState>,
     /// Who approved (test, prod).
     pub approved_by: Option<String>,
+    /// The run whose model is deployed here (another run's after a rollback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_run: Option<String>,
+}
+
+impl EnvironmentState {
+    /// A promotion here was started or approved and has not converged: degraded, or
+    /// approved with no outcome recorded yet (a crash, or a dead-lettered approval).
+    pub fn owed(&self) -> bool {
+        match self.status.as_str() {
+            "degraded" | "promoting" => true,
+            "" => self.approved_by.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// A side effect in progress or done.
@@ -228,6 +274,42 @@ pub struct Run {
     /// Things an operator should look at (stuck job, leakage, …).
     #[serde(default)]
     pub flags: Vec<String>,
+    /// The reconciler's retry state for this run's owed step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+    /// Set when the run needs a person: a dead-lettered message or a step that kept failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stalled: Option<Stall>,
+}
+
+/// Growing delays between the reconciler's attempts at a failing step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retry {
+    /// Failed attempts so far.
+    pub attempts: u32,
+    /// Not before.
+    pub next_at: DateTime<Utc>,
+    /// The last error.
+    pub last_error: String,
+}
+
+/// Why a run is stalled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stall {
+    /// When it was first seen.
+    pub since: DateTime<Utc>,
+    /// What stalled (`dead_letter:training-completed`, `step:evaluate`, …).
+    pub what: String,
+    /// The host's dead-letter reason, or the step's last error.
+    pub reason: String,
+    /// Details.
+    pub detail: String,
+}
+
+/// The reconciler's delay before attempt `attempts + 1` of a failing step: 1, 2, 4, … minutes,
+/// at most an hour — not ten immediate redeliveries.
+pub fn retry_delay(attempts: u32) -> chrono::Duration {
+    chrono::Duration::minutes(1i64 << attempts.min(6)).min(chrono::Duration::hours(1))
 }
 
 /// SHA-256, hex.
@@ -310,6 +392,13 @@ impl Run {
             .get(step)
             .filter(|e| e.done_at.is_some())
             .map(|e| e.result.as_deref().unwrap_or(""))
+    }
+
+    /// The pipeline still owes this run a step: a stage it moves on by itself, or an
+    /// environment whose promotion is approved but not yet healthy everywhere. The
+    /// reconciler walks exactly these runs.
+    pub fn is_active(&self) -> bool {
+        self.stage.is_pipeline_step() || self.environments.values().any(EnvironmentState::owed)
     }
 
     /// Environments the run serves in.

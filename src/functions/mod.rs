@@ -4,6 +4,7 @@
 
 pub mod apply_approval;
 pub mod dataset_arrived;
+pub mod dead_letters;
 pub mod evaluate_candidate;
 pub mod keep_warm;
 pub mod promote_on_evaluation;
@@ -32,7 +33,7 @@ pub struct FunctionSpec {
 }
 
 /// Every function, in DESIGN.md's order.
-pub const ALL: [FunctionSpec; 8] = [
+pub const ALL: [FunctionSpec; 11] = [
     dataset_arrived::SPEC,
     submit_run::SPEC,
     training_monitor::SPEC,
@@ -41,6 +42,9 @@ pub const ALL: [FunctionSpec; 8] = [
     apply_approval::SPEC,
     keep_warm::SPEC,
     status::SPEC,
+    dead_letters::TRAINING_COMPLETED,
+    dead_letters::EVALUATION_COMPLETED,
+    dead_letters::APPROVALS,
 ];
 
 /// The spec of a function by name.
@@ -62,7 +66,10 @@ pub async fn dispatch(
         apply_approval::NAME => apply_approval::run(state, inv).await,
         keep_warm::NAME => keep_warm::run(state, inv).await,
         status::NAME => status::run(state, inv).await,
-        _ => return None,
+        name => {
+            let (_, queue) = dead_letters::QUEUES.iter().find(|(f, _)| *f == name)?;
+            dead_letters::run(state, inv, queue).await
+        }
     })
 }
 

@@ -71,7 +71,8 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
             }),
         ),
         _ => {
-            let (code, body) = status::view(store, Some(&state.pipeline.topology), path).await?;
+            let (code, body) =
+                status::view(store, Some(&state.pipeline.topology), path, &req.query).await?;
             http_response(code, &body)
         }
     };

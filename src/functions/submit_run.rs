@@ -1,7 +1,10 @@
 //! `SubmitRun`
 //!
-//! - Trigger: `httpTrigger` POST `runs` (auth level `function`).
-//! - Input: `{"project": ..., "submission": ...}` naming a dataset already in `datasets/`.
+//! - Trigger: `httpTrigger` POST `runs/{id?}/{action?}` (auth level `function`).
+//! - Input: `POST runs` with `{"project": ..., "submission": ...}` naming a dataset already
+//!   in `datasets/`; `POST runs/{id}/retry` and `POST runs/{id}/cancel` with
+//!   `{"actor": ..., "reason": ...}` (the actor defaults to the App Service Authentication
+//!   principal, `x-ms-client-principal-name`).
 //! - Outputs: `res`, `notifications`.
 //! - Idempotency: the run id derives from the submission and its content digest.
 //! - Retries: a malformed request answers 400 to its caller; nothing is retried.
@@ -31,6 +34,9 @@ pub const SPEC: FunctionSpec = FunctionSpec {
 /// Terminal for a request without a JSON body naming a project and a submission.
 pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
     let req = HttpRequestData::decode(inv, SPEC.trigger)?;
+    if let Some(id) = req.params.get("id").filter(|s| !s.is_empty()) {
+        return operate(state, &req, id).await;
+    }
     let body = req.body.as_deref().unwrap_or("");
     let doc: serde_json::Value = serde_json::from_str(body).map_err(|e| {
         FunctionError::terminal("bad_request", format!("the body is not JSON: {e}"))
@@ -58,5 +64,55 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
     );
     let mut resp = super::emit(emitted, None);
     resp.outputs.insert("res".into(), res);
+    Ok(resp)
+}
+
+/// `POST runs/{id}/retry|cancel`.
+async fn operate(
+    state: &AppState,
+    req: &HttpRequestData,
+    id: &str,
+) -> Result<InvokeResponse, FunctionError> {
+    let doc: serde_json::Value = match req.body.as_deref().map(str::trim) {
+        None | Some("") => json!({}),
+        Some(b) => serde_json::from_str(b).map_err(|e| {
+            FunctionError::terminal("bad_request", format!("the body is not JSON: {e}"))
+        })?,
+    };
+    let text = |k: &str| {
+        doc.get(k)
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+    };
+    let actor = text("actor")
+        .map(str::to_owned)
+        .or_else(|| req.headers.get("x-ms-client-principal-name").cloned())
+        .unwrap_or_else(|| "operator".into());
+    let reason = text("reason").unwrap_or("no reason given").to_owned();
+    tracing::info!(run_id = %id, %actor, action = ?req.params.get("action"), "Operator action received.");
+    let (emitted, body) = match req.params.get("action").map(String::as_str) {
+        Some("retry") => {
+            let what = state.pipeline.retry_run(id, &actor, &reason).await?;
+            (
+                crate::services::pipeline::Emitted::default(),
+                json!({"run_id": id, "action": "retry", "scheduled": what, "by": actor}),
+            )
+        }
+        Some("cancel") => {
+            let e = state.pipeline.cancel_run(id, &actor, &reason).await?;
+            (
+                e,
+                json!({"run_id": id, "action": "cancel", "stage": "cancelled", "by": actor}),
+            )
+        }
+        other => {
+            return Err(FunctionError::terminal(
+                "bad_request",
+                format!("unknown action {other:?}: use retry or cancel"),
+            ));
+        }
+    };
+    let mut resp = super::emit(emitted, None);
+    resp.outputs.insert("res".into(), http_response(200, &body));
     Ok(resp)
 }

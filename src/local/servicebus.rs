@@ -13,7 +13,19 @@ use tokio::sync::Semaphore;
 use super::Ctx;
 use super::app::FunctionDef;
 use super::payload;
-use crate::adapters::local::bus::{Abandoned, BusMessage, DEFAULT_MAX_DELIVERY_COUNT};
+use crate::adapters::local::bus::{
+    Abandoned, BusMessage, DEAD_LETTER_SUBQUEUE, DEFAULT_MAX_DELIVERY_COUNT,
+};
+
+/// A dead-letter subqueue has no dead-letter queue of its own: its messages are delivered
+/// until completed.
+fn max_deliveries(entity: &str) -> u32 {
+    if entity.ends_with(DEAD_LETTER_SUBQUEUE) {
+        u32::MAX
+    } else {
+        DEFAULT_MAX_DELIVERY_COUNT
+    }
+}
 
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
@@ -109,8 +121,7 @@ pub(crate) async fn run(ctx: Ctx, def: FunctionDef) {
         };
         let (bus, e) = (ctx.bus.clone(), entity.clone());
         let received =
-            tokio::task::spawn_blocking(move || bus.receive(&e, lock, DEFAULT_MAX_DELIVERY_COUNT))
-                .await;
+            tokio::task::spawn_blocking(move || bus.receive(&e, lock, max_deliveries(&e))).await;
         match received {
             Ok(Ok(Some(msg))) => {
                 let (ctx, def, entity) = (ctx.clone(), def.clone(), entity.clone());
@@ -150,7 +161,7 @@ async fn deliver(ctx: &Ctx, def: &FunctionDef, entity: &str, msg: BusMessage) {
     let settled = tokio::task::spawn_blocking(move || match failure {
         None => bus.complete(&entity_owned, &msg).map(|()| None),
         Some(err) => bus
-            .abandon(&entity_owned, &msg, DEFAULT_MAX_DELIVERY_COUNT, &err)
+            .abandon(&entity_owned, &msg, max_deliveries(&entity_owned), &err)
             .map(Some),
     })
     .await;

@@ -1,12 +1,23 @@
-//! Run documents and the audit trail in storage.
+//! Run documents, their indexes and the audit trail in storage.
 //!
 //! A run is `state/runs/{run_id}.json`, changed only by ETag-conditional writes: an update
-//! re-reads and re-applies on a conflict, so concurrent handlers never lose a change. Each
-//! transition is also written once to `audit/{yyyy-mm-dd}/{run_id}-{index}.json` with
-//! `If-None-Match: *`, so a retried step never writes the same audit line twice.
+//! re-reads and re-applies on a conflict, so concurrent handlers never lose a change. Two
+//! indexes keep timers and views from reading every run ever made:
+//!
+//! - `state/index/runs/{newest-first key}-{run_id}`: written once when the run is created;
+//!   names sort newest first, so a page of runs is one listing and `limit` reads.
+//! - `state/active/{run_id}`: present while the pipeline owes the run a step
+//!   ([`Run::is_active`]). Written *before* a run becomes active and removed *after* it
+//!   stops being so, so a crash leaves at worst a stale marker, which the reconciler drops.
+//!
+//! Each transition is written once to `audit/runs/{run_id}/{index}.json` (the run's trail,
+//! read by prefix) and `audit/{yyyy-mm-dd}/{run_id}-{index}.json` (the daily trail), both
+//! with `If-None-Match: *`, so a retried step never writes the same audit line twice.
+
+use chrono::{DateTime, Utc};
 
 use crate::domain::run::{Run, Transition};
-use crate::ports::{BlobError, BlobStore, Condition, ETag};
+use crate::ports::{BlobError, BlobProperties, BlobStore, Condition, ETag};
 
 /// Container of run documents and the inventory.
 pub const STATE: &str = "state";
@@ -15,27 +26,63 @@ pub const AUDIT: &str = "audit";
 /// Container of reports.
 pub const REPORTS: &str = "reports";
 const MAX_CONFLICT_RETRIES: usize = 8;
+const INDEX: &str = "index/runs/";
+const ACTIVE: &str = "active/";
+/// Present once every run written before the indexes existed has been indexed.
+const INDEXED: &str = "index/indexed-v1";
 
 fn run_blob(id: &str) -> String {
     format!("runs/{id}.json")
 }
 
+fn active_blob(id: &str) -> String {
+    format!("{ACTIVE}{id}")
+}
+
+/// A name that sorts newest first: milliseconds until the year 5138, zero-padded.
+fn index_blob(created_at: DateTime<Utc>, id: &str) -> String {
+    const FAR: i64 = 99_999_999_999_999;
+    format!(
+        "{INDEX}{:014}-{id}",
+        FAR - created_at.timestamp_millis().max(0)
+    )
+}
+
+fn decode(id: &str, bytes: &[u8]) -> Result<Run, BlobError> {
+    serde_json::from_slice(bytes).map_err(|e| BlobError::Io {
+        what: format!("decode run {id}"),
+        source: std::io::Error::other(e),
+    })
+}
+
 /// Reads a run.
 ///
 /// # Errors
-/// Storage failures.
+/// Storage failures; a document that does not decode.
 pub async fn get(store: &dyn BlobStore, id: &str) -> Result<Option<(Run, ETag)>, BlobError> {
     match store.get(STATE, &run_blob(id)).await {
-        Ok((p, bytes)) => match serde_json::from_slice(&bytes) {
-            Ok(run) => Ok(Some((run, p.etag))),
-            Err(e) => Err(BlobError::Io {
-                what: format!("decode run {id}"),
-                source: std::io::Error::other(e),
-            }),
-        },
+        Ok((p, bytes)) => Ok(Some((decode(id, &bytes)?, p.etag))),
         Err(BlobError::NotFound { .. }) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+async fn mark_active(store: &dyn BlobStore, id: &str) -> Result<(), BlobError> {
+    store
+        .put(STATE, &active_blob(id), b"", Condition::None)
+        .await
+        .map(|_| ())
+}
+
+/// Drops a run's active marker (the reconciler's clean-up of a stale one, too).
+///
+/// # Errors
+/// Storage failures.
+pub async fn unmark_active(store: &dyn BlobStore, id: &str) -> Result<(), BlobError> {
+    store
+        .delete(STATE, &active_blob(id), Condition::None)
+        .await
+        .map(|_| ())
 }
 
 /// Creates a run; `false` when it already exists (a redelivered event).
@@ -43,6 +90,19 @@ pub async fn get(store: &dyn BlobStore, id: &str) -> Result<Option<(Run, ETag)>,
 /// # Errors
 /// Storage failures.
 pub async fn create(store: &dyn BlobStore, run: &Run) -> Result<bool, BlobError> {
+    // Indexes first: an index entry or marker without its run is skipped and cleaned; a run
+    // without them would be invisible.
+    store
+        .put(
+            STATE,
+            &index_blob(run.created_at, &run.id),
+            b"",
+            Condition::None,
+        )
+        .await?;
+    if run.is_active() {
+        mark_active(store, &run.id).await?;
+    }
     let bytes = serde_json::to_vec_pretty(run).unwrap_or_default();
     match store
         .put(STATE, &run_blob(&run.id), &bytes, Condition::IfNotExists)
@@ -72,7 +132,8 @@ pub enum UpdateError<E> {
 }
 
 /// Applies `change` to the current run and writes it back under its ETag, retrying on
-/// conflicts. New history entries are written to the audit trail.
+/// conflicts. New history entries are written to the audit trail; the active marker
+/// follows [`Run::is_active`].
 ///
 /// # Errors
 /// See [`UpdateError`].
@@ -86,11 +147,16 @@ pub async fn update<E>(
             .await?
             .ok_or_else(|| UpdateError::Missing(id.to_owned()))?;
         let before = run.history.len();
+        let was_active = run.is_active();
         let original = serde_json::to_vec(&run).unwrap_or_default();
         change(&mut run).map_err(UpdateError::Refused)?;
         // Nothing changed: no write, so a redelivered message costs one read.
         if serde_json::to_vec(&run).unwrap_or_default() == original {
             return Ok(run);
+        }
+        let active = run.is_active();
+        if active && !was_active {
+            mark_active(store, id).await?;
         }
         let bytes = serde_json::to_vec_pretty(&run).unwrap_or_default();
         match store
@@ -98,6 +164,9 @@ pub async fn update<E>(
             .await
         {
             Ok(_) => {
+                if was_active && !active {
+                    unmark_active(store, id).await?;
+                }
                 audit(store, &run, before).await?;
                 return Ok(run);
             }
@@ -112,74 +181,231 @@ pub async fn update<E>(
     .into())
 }
 
-/// Writes history entries from `from` on (idempotently).
+/// Writes history entries from `from` on (idempotently), to the run's trail and the day's.
 async fn audit(store: &dyn BlobStore, run: &Run, from: usize) -> Result<(), BlobError> {
     for (i, t) in run.history.iter().enumerate().skip(from) {
-        write_audit(store, t, i).await?;
+        let bytes = serde_json::to_vec(t).unwrap_or_default();
+        let per_run = format!("runs/{}/{i:05}.json", t.run_id);
+        let daily = format!("{}/{}-{i:05}.json", t.time.format("%Y-%m-%d"), t.run_id);
+        for name in [per_run, daily] {
+            match store
+                .put(AUDIT, &name, &bytes, Condition::IfNotExists)
+                .await
+            {
+                Ok(_) | Err(BlobError::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
     Ok(())
 }
 
-async fn write_audit(store: &dyn BlobStore, t: &Transition, index: usize) -> Result<(), BlobError> {
-    let name = format!("{}/{}-{index:05}.json", t.time.format("%Y-%m-%d"), t.run_id);
-    let bytes = serde_json::to_vec(t).unwrap_or_default();
-    match store
-        .put(AUDIT, &name, &bytes, Condition::IfNotExists)
+/// Reads runs by id, 16 at a time, in the order given; `None` where the document is gone
+/// (an index entry written by a create that never finished).
+async fn read_many(store: &dyn BlobStore, ids: Vec<String>) -> Result<Vec<Option<Run>>, BlobError> {
+    use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
+    stream::iter(ids)
+        .map(|id| async move { get(store, &id).await.map(|r| r.map(|(run, _)| run)) })
+        .buffered(16)
+        .try_collect()
         .await
-    {
-        Ok(_) | Err(BlobError::AlreadyExists { .. }) => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
-/// Every run.
+/// Indexes the runs written before the indexes existed, once per store.
 ///
 /// # Errors
 /// Storage failures.
-pub async fn list(store: &dyn BlobStore) -> Result<Vec<Run>, BlobError> {
-    let mut out = Vec::new();
+pub async fn ensure_indexed(store: &dyn BlobStore) -> Result<(), BlobError> {
+    match store.properties(STATE, INDEXED).await {
+        Ok(_) => return Ok(()),
+        Err(BlobError::NotFound { .. }) => {}
+        Err(e) => return Err(e),
+    }
     for p in store.list(STATE, "runs/").await? {
         let (_, bytes) = match store.get(STATE, &p.name).await {
             Ok(v) => v,
             Err(BlobError::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         };
-        if let Ok(run) = serde_json::from_slice::<Run>(&bytes) {
-            out.push(run);
+        let Ok(run) = serde_json::from_slice::<Run>(&bytes) else {
+            continue;
+        };
+        store
+            .put(
+                STATE,
+                &index_blob(run.created_at, &run.id),
+                b"",
+                Condition::None,
+            )
+            .await?;
+        if run.is_active() {
+            mark_active(store, &run.id).await?;
         }
+        let audited = store.list(AUDIT, &format!("runs/{}/", run.id)).await?.len();
+        audit(store, &run, audited).await?;
     }
-    out.sort_by_key(|r| std::cmp::Reverse(r.created_at));
-    Ok(out)
+    store
+        .put(STATE, INDEXED, b"", Condition::None)
+        .await
+        .map(|_| ())
 }
 
-/// The audit lines, oldest first (optionally of one run).
+/// The runs the pipeline owes a step, as their active markers say (a marker whose run is
+/// gone or no longer active is returned too, so the caller can drop it: see
+/// [`unmark_active`]). Reads one listing and one document per active run.
 ///
 /// # Errors
 /// Storage failures.
-pub async fn audit_lines(
+pub async fn active(store: &dyn BlobStore) -> Result<(Vec<Run>, Vec<String>), BlobError> {
+    ensure_indexed(store).await?;
+    let ids: Vec<String> = store
+        .list(STATE, ACTIVE)
+        .await?
+        .into_iter()
+        .filter_map(|p| p.name.strip_prefix(ACTIVE).map(str::to_owned))
+        .collect();
+    let runs: Vec<Run> = read_many(store, ids.clone())
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    let stale = ids
+        .into_iter()
+        .filter(|id| !runs.iter().any(|r| &r.id == id && r.is_active()))
+        .collect();
+    Ok((runs.into_iter().filter(Run::is_active).collect(), stale))
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// The runs.
+    pub runs: Vec<Run>,
+    /// Pass back to get the next page; `None` on the last.
+    pub continuation: Option<String>,
+}
+
+/// Filters on a listing of runs.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only this project's.
+    pub project: Option<String>,
+    /// Only runs at this stage.
+    pub stage: Option<crate::domain::run::Stage>,
+    /// Only runs created at or after this time.
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl Filter {
+    fn keeps(&self, r: &Run) -> bool {
+        self.project.as_ref().is_none_or(|p| &r.project == p)
+            && self.stage.is_none_or(|s| r.stage == s)
+            && self.since.is_none_or(|t| r.created_at >= t)
+    }
+}
+
+/// Up to `limit` runs, newest first, after `continuation` (from a previous page). Reads one
+/// listing of the index and only the documents it returns (more when a filter skips some).
+///
+/// # Errors
+/// Storage failures.
+pub async fn page(
     store: &dyn BlobStore,
-    run_id: Option<&str>,
-) -> Result<Vec<Transition>, BlobError> {
+    filter: &Filter,
+    limit: usize,
+    continuation: Option<&str>,
+) -> Result<Page, BlobError> {
+    ensure_indexed(store).await?;
+    let limit = limit.clamp(1, 1000);
+    let names: Vec<BlobProperties> = store.list(STATE, INDEX).await?;
+    let start = continuation.map_or(0, |c| names.partition_point(|p| p.name.as_str() <= c));
     let mut out = Vec::new();
-    for p in store.list(AUDIT, "").await? {
-        if p.name.starts_with("rejections/") {
-            continue;
-        }
-        if let Some(id) = run_id
-            && !p
-                .name
-                .split('/')
-                .next_back()
-                .is_some_and(|n| n.starts_with(&format!("{id}-")))
-        {
-            continue;
-        }
-        if let Ok((_, bytes)) = store.get(AUDIT, &p.name).await
-            && let Ok(t) = serde_json::from_slice::<Transition>(&bytes)
-        {
-            out.push(t);
+    for chunk in names[start..].chunks(limit) {
+        let ids: Vec<String> = chunk.iter().filter_map(|p| id_of_index(&p.name)).collect();
+        for (p, run) in chunk.iter().zip(read_many(store, ids).await?) {
+            let Some(run) = run else { continue };
+            // Stop early on the filter's time bound: the index is newest first.
+            if filter.since.is_some_and(|t| run.created_at < t) {
+                return Ok(Page {
+                    runs: out,
+                    continuation: None,
+                });
+            }
+            if filter.keeps(&run) {
+                out.push(run);
+                if out.len() == limit {
+                    let more = names.last().is_some_and(|n| n.name != p.name);
+                    return Ok(Page {
+                        runs: out,
+                        continuation: more.then(|| p.name.clone()),
+                    });
+                }
+            }
         }
     }
+    Ok(Page {
+        runs: out,
+        continuation: None,
+    })
+}
+
+fn id_of_index(name: &str) -> Option<String> {
+    name.strip_prefix(INDEX)?
+        .split_once('-')
+        .map(|(_, id)| id.to_owned())
+}
+
+/// Every run, newest first (the CLI's and the dashboard's whole view).
+///
+/// # Errors
+/// Storage failures.
+pub async fn list(store: &dyn BlobStore) -> Result<Vec<Run>, BlobError> {
+    let mut out = Vec::new();
+    let mut token = None;
+    loop {
+        let p = page(store, &Filter::default(), 1000, token.as_deref()).await?;
+        out.extend(p.runs);
+        match p.continuation {
+            Some(t) => token = Some(t),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// One run's audit lines, oldest first, read by the run's prefix.
+///
+/// # Errors
+/// Storage failures.
+pub async fn run_audit(store: &dyn BlobStore, run_id: &str) -> Result<Vec<Transition>, BlobError> {
+    ensure_indexed(store).await?;
+    read_lines(store, store.list(AUDIT, &format!("runs/{run_id}/")).await?).await
+}
+
+/// One day's audit lines (`yyyy-mm-dd`), oldest first.
+///
+/// # Errors
+/// Storage failures.
+pub async fn day_audit(store: &dyn BlobStore, day: &str) -> Result<Vec<Transition>, BlobError> {
+    read_lines(store, store.list(AUDIT, &format!("{day}/")).await?).await
+}
+
+async fn read_lines(
+    store: &dyn BlobStore,
+    blobs: Vec<BlobProperties>,
+) -> Result<Vec<Transition>, BlobError> {
+    use futures_util::stream::{self, StreamExt as _, TryStreamExt as _};
+    let lines: Vec<Option<Transition>> = stream::iter(blobs)
+        .map(|p| async move {
+            match store.get(AUDIT, &p.name).await {
+                Ok((_, bytes)) => Ok(serde_json::from_slice::<Transition>(&bytes).ok()),
+                Err(BlobError::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let mut out: Vec<Transition> = lines.into_iter().flatten().collect();
     out.sort_by_key(|t| t.time);
     Ok(out)
 }

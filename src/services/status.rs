@@ -2,6 +2,8 @@
 //! matrix, the healthy endpoints per environment, and the audit log. The `Status` function
 //! serves them over HTTP; `fthub status --storage` reads them straight from storage.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Value, json};
 
 use super::{inventory, runs};
@@ -17,19 +19,37 @@ pub async fn view(
     store: &dyn BlobStore,
     topology: Option<&Topology>,
     path: &str,
+    query: &BTreeMap<String, String>,
 ) -> Result<(u16, Value), BlobError> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     Ok(match parts.as_slice() {
         ["runs"] => {
-            let list: Vec<_> = runs::list(store)
-                .await?
-                .into_iter()
-                .map(|r| {
-                    json!({"id": r.id, "project": r.project, "submission": r.submission, "stage": r.stage, "submitted_by": r.submitted_by,
-                           "created_at": r.created_at, "updated_at": r.updated_at, "model": r.fine_tuned_model, "flags": r.flags})
-                })
-                .collect();
-            (200, json!({"runs": list}))
+            let filter = match filter_of(query) {
+                Ok(f) => f,
+                Err(e) => return Ok((400, json!({"error": "bad_query", "detail": e}))),
+            };
+            let limit = match query.get("limit").map(|l| l.parse::<usize>()) {
+                None => DEFAULT_PAGE,
+                Some(Ok(n)) if (1..=1000).contains(&n) => n,
+                Some(_) => {
+                    return Ok((
+                        400,
+                        json!({"error": "bad_query", "detail": "limit must be a whole number from 1 to 1000"}),
+                    ));
+                }
+            };
+            let page = runs::page(
+                store,
+                &filter,
+                limit,
+                query.get("continuation").map(String::as_str),
+            )
+            .await?;
+            let list: Vec<_> = page.runs.iter().map(run_summary).collect();
+            (
+                200,
+                json!({"runs": list, "continuation": page.continuation}),
+            )
         }
         ["runs", id] => match runs::get(store, id).await? {
             Some((run, _)) => {
@@ -70,12 +90,63 @@ pub async fn view(
             }
             (200, json!({"endpoints": out}))
         }
-        ["audit"] => (200, json!({"audit": runs::audit_lines(store, None).await?})),
-        ["audit", id] => (
-            200,
-            json!({"audit": runs::audit_lines(store, Some(id)).await?}),
-        ),
+        ["audit"] => {
+            let day = query
+                .get("day")
+                .cloned()
+                .unwrap_or_else(|| chrono::Utc::now().format("%Y-%m-%d").to_string());
+            if chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d").is_err() {
+                return Ok((
+                    400,
+                    json!({"error": "bad_query", "detail": "day must be yyyy-mm-dd"}),
+                ));
+            }
+            (
+                200,
+                json!({"day": day, "audit": runs::day_audit(store, &day).await?}),
+            )
+        }
+        ["audit", id] => (200, json!({"audit": runs::run_audit(store, id).await?})),
         _ => (404, json!({"error": "not_found", "path": path})),
+    })
+}
+
+/// Runs per page when the caller names no `limit`.
+pub const DEFAULT_PAGE: usize = 50;
+
+/// A run as a listing shows it.
+pub fn run_summary(r: &crate::domain::run::Run) -> Value {
+    json!({"id": r.id, "project": r.project, "submission": r.submission, "stage": r.stage, "submitted_by": r.submitted_by,
+           "created_at": r.created_at, "updated_at": r.updated_at, "model": r.fine_tuned_model, "flags": r.flags,
+           "stalled": r.stalled})
+}
+
+/// `project`, `stage` and `since` (RFC 3339) of a runs query.
+///
+/// # Errors
+/// What is wrong with which parameter.
+pub fn filter_of(query: &BTreeMap<String, String>) -> Result<runs::Filter, String> {
+    let stage = match query.get("stage") {
+        None => None,
+        Some(s) => Some(crate::domain::run::Stage::parse(s).ok_or_else(|| {
+            format!(
+                "stage {s:?} is not one of {}",
+                crate::domain::run::Stage::ALL.map(|s| s.name()).join(", ")
+            )
+        })?),
+    };
+    let since = match query.get("since") {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| format!("since {t:?} is not an RFC 3339 time: {e}"))?
+                .to_utc(),
+        ),
+    };
+    Ok(runs::Filter {
+        project: query.get("project").cloned(),
+        stage,
+        since,
     })
 }
 
@@ -121,7 +192,7 @@ pub async fn page(
                 let extras = pages::RunExtras {
                     metrics,
                     scores,
-                    audit: runs::audit_lines(store, Some(id)).await?,
+                    audit: runs::run_audit(store, id).await?,
                 };
                 (200, pages::run(base, &run, &extras, now))
             }

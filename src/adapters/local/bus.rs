@@ -17,6 +17,13 @@ use serde::{Deserialize, Serialize};
 
 use super::with_file_lock;
 
+/// The suffix naming an entity's dead-letter subqueue.
+pub const DEAD_LETTER_SUBQUEUE: &str = "/$DeadLetterQueue";
+/// The application property Service Bus sets to the dead-letter reason.
+pub const DEAD_LETTER_REASON: &str = "DeadLetterReason";
+/// The application property Service Bus sets to the dead-letter description.
+pub const DEAD_LETTER_DESCRIPTION: &str = "DeadLetterErrorDescription";
+
 /// Service Bus's default `MaxDeliveryCount`.
 pub const DEFAULT_MAX_DELIVERY_COUNT: u32 = 10;
 
@@ -166,13 +173,52 @@ impl LocalBus {
             .join(subscription))
     }
 
-    /// Resolves an entity path: `queue` or `topic/subscriptions/sub`.
+    /// Resolves an entity path as Service Bus names them: `queue`,
+    /// `topic/subscriptions/sub`, or either's dead-letter subqueue `…/$DeadLetterQueue`
+    /// (a receivable entity of its own, whose messages are never dead-lettered again).
     pub fn entity_dir(&self, entity: &str) -> Result<PathBuf, BusError> {
+        if let Some(parent) = entity.strip_suffix(DEAD_LETTER_SUBQUEUE) {
+            return Ok(self.entity_dir(parent)?.join("deadletter"));
+        }
         match entity.split('/').collect::<Vec<_>>().as_slice() {
             [q] => self.queue_dir(q),
             [t, "subscriptions", s] => self.subscription_dir(t, s),
             _ => Err(BusError::InvalidEntity(entity.to_owned())),
         }
+    }
+
+    /// Sends a dead-lettered message back to the entity it came from as a new message
+    /// (delivery count 0), and removes it from the dead-letter subqueue. Returns the new
+    /// sequence number.
+    pub fn replay(&self, entity: &str, sequence: i64) -> Result<i64, BusError> {
+        let dlq = self.entity_dir(&format!("{entity}{DEAD_LETTER_SUBQUEUE}"))?;
+        let path = dlq.join("active").join(format!("{sequence:020}.json"));
+        let what = format!("replay {sequence} in {entity}");
+        let m: BusMessage = with_file_lock(&dlq.join(".lock"), || {
+            let bytes = std::fs::read(&path)?;
+            serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+        })
+        .map_err(io(what.clone()))?;
+        let mut props = m.application_properties.clone();
+        props.remove(DEAD_LETTER_REASON);
+        props.remove(DEAD_LETTER_DESCRIPTION);
+        let seq = self.enqueue(
+            &self.entity_dir(entity)?,
+            OutgoingMessage {
+                body: m.body,
+                content_type: m.content_type,
+                correlation_id: m.correlation_id,
+                subject: m.subject,
+                message_id: Some(m.message_id),
+                application_properties: props,
+            },
+        )?;
+        with_file_lock(&dlq.join(".lock"), || match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        })
+        .map_err(io(what))?;
+        Ok(seq)
     }
 
     /// Sends to a queue.
@@ -360,12 +406,7 @@ impl LocalBus {
 
     /// Dead-lettered messages of an entity, in order.
     pub fn dead_letters(&self, entity: &str) -> Result<Vec<BusMessage>, BusError> {
-        let dir = self.entity_dir(entity)?;
-        Ok(read_messages(&dir.join("deadletter"))
-            .map_err(io(format!("read {entity}")))?
-            .into_iter()
-            .map(|(_, m)| m)
-            .collect())
+        self.active(&format!("{entity}{DEAD_LETTER_SUBQUEUE}"))
     }
 }
 
@@ -377,9 +418,16 @@ fn dead_letter(
 ) -> std::io::Result<()> {
     m.lock_token = None;
     m.locked_until = None;
+    m.delivery_count = 0;
     m.dead_letter_reason = Some("MaxDeliveryCountExceeded".into());
     m.dead_letter_error_description = Some(description.to_owned());
-    let dlq = dir.join("deadletter");
+    // Service Bus puts the reason in the message's application properties, where the host's
+    // binding data shows them to a function on the dead-letter subqueue.
+    m.application_properties
+        .insert(DEAD_LETTER_REASON.into(), "MaxDeliveryCountExceeded".into());
+    m.application_properties
+        .insert(DEAD_LETTER_DESCRIPTION.into(), description.into());
+    let dlq = dir.join("deadletter").join("active");
     std::fs::create_dir_all(&dlq)?;
     let bytes = serde_json::to_vec_pretty(&m).map_err(std::io::Error::other)?;
     write_atomic(

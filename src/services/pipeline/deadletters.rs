@@ -1,0 +1,93 @@
+//! Dead letters are part of the product: a message Service Bus gave up on is recorded on its
+//! run (stalled, with the host's reason and the last error) and announced, so nobody has to
+//! find it in a subqueue. The reconciler keeps re-driving the run; `fthub deadletters replay`
+//! sends the message again.
+
+use super::*;
+use crate::domain::run::Stall;
+
+/// A message from a dead-letter subqueue.
+#[derive(Debug, Clone)]
+pub struct DeadLetter<'a> {
+    /// The queue it was dead-lettered from.
+    pub queue: &'a str,
+    /// Its body.
+    pub body: &'a str,
+    /// `DeadLetterReason` (`MaxDeliveryCountExceeded`, …).
+    pub reason: &'a str,
+    /// `DeadLetterErrorDescription`: the last error, as the host recorded it.
+    pub description: &'a str,
+}
+
+impl Pipeline {
+    /// Records a dead-lettered pipeline message on its run and announces it. An approval's
+    /// dead letter names its approver and environment on the run, where the approver sees it.
+    ///
+    /// # Errors
+    /// Refused for a body that names no run or a run that does not exist (recorded in the
+    /// rejections trail by the handler edge; the dead letter is then completed).
+    pub async fn record_dead_letter(&self, dl: &DeadLetter<'_>) -> Result<Emitted, PipelineError> {
+        let body: Value = serde_json::from_str(dl.body).map_err(|e| {
+            refused(
+                "malformed_dead_letter",
+                format!("a dead letter of {} is not JSON: {e}", dl.queue),
+            )
+        })?;
+        let approval = serde_json::from_value::<SignedApproval>(body.clone()).ok();
+        let run_id = match (&approval, body.get("run_id").and_then(Value::as_str)) {
+            (Some(a), _) => a.approval.run_id.clone(),
+            (None, Some(id)) => id.to_owned(),
+            (None, None) => {
+                return Err(refused(
+                    "malformed_dead_letter",
+                    format!("a dead letter of {} names no run", dl.queue),
+                ));
+            }
+        };
+        let what = format!("dead_letter:{}", dl.queue);
+        let detail = match &approval {
+            Some(a) => format!(
+                "{:?} of {} by {} was dead-lettered ({}): {}",
+                a.approval.decision,
+                a.approval.environment,
+                a.approval.approver,
+                dl.reason,
+                dl.description
+            ),
+            None => format!(
+                "{} message dead-lettered ({}): {}",
+                dl.queue, dl.reason, dl.description
+            ),
+        };
+        let now = self.now();
+        let mut first = false;
+        runs::update(self.store.as_ref(), &run_id, |r| {
+            // A redelivered dead letter records nothing twice.
+            if r.stalled.as_ref().is_some_and(|s| s.detail == detail) {
+                return Ok::<(), PipelineError>(());
+            }
+            first = true;
+            r.note(ACTOR_PIPELINE, "dead_lettered", detail.clone(), now);
+            r.stalled = Some(Stall {
+                since: now,
+                what: what.clone(),
+                reason: dl.reason.to_owned(),
+                detail: detail.clone(),
+            });
+            Ok(())
+        })
+        .await?;
+        if !first {
+            return Ok(Emitted::default());
+        }
+        let mut n = json!({"type": "run.stalled", "run_id": run_id, "what": what, "reason": dl.reason, "detail": detail});
+        if let Some(a) = &approval {
+            n["approver"] = json!(a.approval.approver);
+            n["environment"] = json!(a.approval.environment);
+        }
+        Ok(Emitted {
+            notifications: vec![n],
+            next: vec![],
+        })
+    }
+}

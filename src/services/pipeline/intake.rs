@@ -1,0 +1,247 @@
+use super::*;
+
+async fn blob_digest(store: &dyn BlobStore, name: &str) -> Result<(String, u64), BlobError> {
+    use sha2::Digest as _;
+    use tokio::io::AsyncReadExt as _;
+    let (props, mut reader) = store.open(DATASETS_CONTAINER, name).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .await
+            .map_err(|source| BlobError::Io {
+                what: format!("read {name}"),
+                source,
+            })?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok((
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        props.content_length,
+    ))
+}
+
+impl Pipeline {
+    /// A blob was created in `datasets`: a manifest starts its submission, a bare `.jsonl`
+    /// runs with the project's defaults, other submission files wait for their manifest.
+    ///
+    /// # Errors
+    /// Refused for names outside the layout or a malformed manifest.
+    pub async fn on_dataset_blob(&self, name: &str) -> Result<Emitted, PipelineError> {
+        let path = DatasetPath::parse(DATASETS_CONTAINER, name)
+            .map_err(|e| refused("invalid_dataset_path", e.to_string()))?;
+        let (project, submission, manifest, prefix) = match path {
+            DatasetPath::SubmissionFile { .. } => return Ok(Emitted::default()),
+            DatasetPath::Manifest {
+                project,
+                submission,
+            } => {
+                let (_, bytes) = self.store.get(DATASETS_CONTAINER, name).await?;
+                let m = Manifest::from_json(&bytes)
+                    .map_err(|e| refused("invalid_manifest", format!("manifest.json: {e}")))?;
+                let prefix = format!("{project}/{submission}/");
+                (project, submission, m, prefix)
+            }
+            DatasetPath::BareDrop { project, file } => {
+                let submission = file.trim_end_matches(".jsonl").to_owned();
+                (
+                    project.clone(),
+                    submission,
+                    Manifest::bare(&file),
+                    format!("{project}/"),
+                )
+            }
+        };
+        self.start(&project, &submission, manifest, &prefix).await
+    }
+
+    /// Validates a submission, creates its run (or finds it) and submits it for training.
+    ///
+    /// # Errors
+    /// Refused for missing files; retryable storage or Azure failures.
+    pub async fn start(
+        &self,
+        project: &str,
+        submission: &str,
+        manifest: Manifest,
+        prefix: &str,
+    ) -> Result<Emitted, PipelineError> {
+        let datasets = self.datasets(&manifest).await?;
+        let mut files = Vec::new();
+        for f in manifest.files() {
+            let blob = format!("{prefix}{f}");
+            let (digest, bytes) = match blob_digest(datasets.as_ref(), &blob).await {
+                Ok(v) => v,
+                Err(BlobError::NotFound { .. }) => {
+                    return Err(refused(
+                        "missing_dataset_file",
+                        format!("{blob} is named by the manifest but missing"),
+                    ));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            files.push(DataFile {
+                name: f,
+                blob,
+                digest,
+                bytes,
+            });
+        }
+        let digests: Vec<String> = files.iter().map(|f| f.digest.clone()).collect();
+        let id = run_id(project, submission, &digests);
+        if let Some((run, _)) = runs::get(self.store.as_ref(), &id).await? {
+            // A redelivered event, or the same bytes uploaded again: continue, never restart.
+            return match run.stage {
+                Stage::Uploading => self.submit_to_hub(&id).await,
+                _ => Ok(Emitted::default()),
+            };
+        }
+        let topo = &self.topology;
+        let base_model = manifest.base_model_or(&topo.defaults);
+        let spec = tokens::model_spec(&base_model).ok_or_else(|| {
+            refused(
+                "unknown_model",
+                format!("base model {base_model:?} is not a known family"),
+            )
+        })?;
+        let rules = Rules {
+            model: base_model.clone(),
+            spec,
+            method: match manifest.method {
+                crate::domain::aoai::TrainingMethod::Supervised => Method::Supervised,
+                crate::domain::aoai::TrainingMethod::Dpo => Method::Dpo,
+            },
+            n_epochs: manifest.hyperparameters.n_epochs.map(u64::from),
+            policy: Policy::default(),
+        };
+        let mut validated: Vec<(String, Validated)> = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let training = role_of(&f.name, i == 0) == FileRole::Training;
+            let v = validate_blob(
+                datasets.as_ref(),
+                DATASETS_CONTAINER,
+                &f.blob,
+                training,
+                rules.clone(),
+                StreamOptions::default(),
+            )
+            .await?;
+            validated.push((f.name.clone(), v));
+        }
+        let report = validation::submission(validated, &rules);
+        let json_report = serde_json::to_vec_pretty(&report).unwrap_or_default();
+        self.put_report(&id, "validation.json", &json_report)
+            .await?;
+        let md: String = report
+            .files
+            .iter()
+            .map(|f| f.to_markdown() + "\n")
+            .collect();
+        self.put_report(&id, "validation.md", md.as_bytes()).await?;
+        let html = crate::views::reports::validation(&id, &report);
+        self.put_report(&id, "validation.html", html.as_bytes())
+            .await?;
+        let training = &report.files[0];
+        let accepted = report.verdict == crate::domain::validation::report::Verdict::Accepted;
+        let mut warnings = report.warnings.clone();
+        warnings.extend(
+            report
+                .files
+                .iter()
+                .flat_map(|f| f.warnings.iter().map(|w| format!("{}: {w}", f.file))),
+        );
+        let reasons: Vec<String> = report
+            .files
+            .iter()
+            .flat_map(|f| f.reasons.iter().map(|r| format!("{}: {r}", f.file)))
+            .chain(
+                report
+                    .reasons
+                    .iter()
+                    .filter(|r| !r.starts_with("at least one file"))
+                    .cloned(),
+            )
+            .collect();
+        let now = self.now();
+        let mut run = Run {
+            id: id.clone(),
+            project: project.to_owned(),
+            submission: submission.to_owned(),
+            submitted_by: manifest
+                .submitted_by
+                .clone()
+                .unwrap_or_else(|| "unknown".into()),
+            created_at: now,
+            updated_at: now,
+            manifest: manifest.clone(),
+            base_model,
+            data_digest: sha256_hex(digests.join("\n").as_bytes()),
+            files,
+            stage: Stage::Uploading,
+            validation: Some(ValidationSummary {
+                accepted,
+                reasons: reasons.clone(),
+                warnings: warnings.clone(),
+                training_examples: training.valid_examples,
+                training_tokens: training.tokens.total,
+                billing_tokens: training.billing_tokens,
+            }),
+            hub_files: BTreeMap::new(),
+            job_id: None,
+            job_status: None,
+            fine_tuned_model: None,
+            trained_tokens: None,
+            metrics: None,
+            evaluation: None,
+            environments: BTreeMap::new(),
+            used_nonces: Vec::new(),
+            effects: BTreeMap::new(),
+            history: Vec::new(),
+            flags: report
+                .leakage
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(f, n)| format!("{n} examples of {f} also appear in the training data"))
+                .collect(),
+            retry: None,
+            stalled: None,
+        };
+        if let Some(parent) = &manifest.parent_run {
+            run.flags.push(format!("iterates on {parent}"));
+        }
+        let (to, detail) = if accepted {
+            (Stage::Uploading, "dataset validated".to_owned())
+        } else {
+            (Stage::Rejected, reasons.join("; "))
+        };
+        run.history.push(crate::domain::run::Transition {
+            time: now,
+            actor: run.submitted_by.clone(),
+            run_id: id.clone(),
+            from: None,
+            to: to.name().into(),
+            detail,
+        });
+        run.stage = to;
+        if !runs::create(self.store.as_ref(), &run).await? {
+            return Ok(Emitted::default());
+        }
+        if !accepted {
+            return Ok(Emitted {
+                notifications: vec![
+                    json!({"type": "run.rejected", "run_id": id, "reasons": reasons, "report": format!("reports/{id}/validation.md")}),
+                ],
+                next: vec![],
+            });
+        }
+        self.submit_to_hub(&id).await
+    }
+}

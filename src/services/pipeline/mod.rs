@@ -1,0 +1,280 @@
+//! The pipeline: drop → validate → train → evaluate → promote → keep warm. Every function
+//! calls one method here; each method re-reads the run, does the next step through the
+//! ports, and records it. Side effects are journalled in the run (started before, done
+//! after), so a redelivered trigger or a restart after a crash continues where it stopped
+//! and never creates a second job or repeats a finished deployment step.
+
+mod approvals;
+mod deadletters;
+mod effect;
+mod evaluation;
+mod intake;
+mod keepwarm;
+mod operator;
+mod promotion;
+mod reconcile;
+mod training;
+
+pub use deadletters::DeadLetter;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::inventory::{self, Entry};
+use super::runs::{self, REPORTS, UpdateError};
+use super::validation::{self, FileRole, StreamOptions, Validated, role_of, validate_blob};
+use crate::domain::aoai::{
+    ChatMessage, ChatRequest, CreateJob, DeploymentSpec, JobPhase, parse_results_csv,
+};
+use crate::domain::approval::{self, Decision, SignedApproval};
+use crate::domain::dataset_path::{DATASETS_CONTAINER, DatasetPath};
+use crate::domain::evaluation::{Answered, ModelScore};
+use crate::domain::manifest::Manifest;
+use crate::domain::run::{
+    DataFile, EnvironmentState, EvaluationSummary, RegionState, Run, Stage, TrainingMetrics,
+    ValidationSummary, run_id, sha256_hex,
+};
+use crate::domain::topology::{Account, ENVIRONMENTS, Topology};
+use crate::domain::validation::{Method, Rules, policy::Policy, tokens};
+use crate::error::{Classify, ErrorClass};
+use crate::ports::{
+    AoaiError, BlobError, BlobStore, Clock, Condition, Deployments, Hub, Inference, KeyError,
+    KeySource, SystemClock,
+};
+
+/// Pipeline failures, classified for the handler edge.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Bad input or a policy refusal: recorded, never retried.
+    #[error("{reason}")]
+    Refused {
+        /// Stable kind.
+        kind: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// Azure OpenAI.
+    #[error(transparent)]
+    Aoai(#[from] AoaiError),
+    /// Storage.
+    #[error(transparent)]
+    Store(#[from] BlobError),
+    /// Reading a dataset failed.
+    #[error(transparent)]
+    Validation(#[from] super::validation::ValidationError),
+    /// The customer-provided key for the datasets could not be fetched.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// Another invocation is performing this step right now; a redelivery finds it done.
+    #[error("step {step} is in progress in another invocation")]
+    Busy {
+        /// The step.
+        step: String,
+    },
+    /// Some regions of an environment failed; redelivery retries them.
+    #[error("{env} is degraded: {detail}")]
+    Degraded {
+        /// Environment.
+        env: String,
+        /// Failed regions.
+        detail: String,
+    },
+}
+
+impl Classify for PipelineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PipelineError::Refused { .. } => ErrorClass::Terminal,
+            PipelineError::Aoai(e) => e.class(),
+            PipelineError::Store(e) => e.class(),
+            PipelineError::Key(e) => e.class(),
+            PipelineError::Validation(_)
+            | PipelineError::Degraded { .. }
+            | PipelineError::Busy { .. } => ErrorClass::Retryable,
+        }
+    }
+    fn kind(&self) -> &'static str {
+        match self {
+            PipelineError::Refused { kind, .. } => kind,
+            PipelineError::Aoai(e) => e.kind(),
+            PipelineError::Store(e) => e.kind(),
+            PipelineError::Key(e) => e.kind(),
+            PipelineError::Validation(_) => "dataset_read",
+            PipelineError::Degraded { .. } => "environment_degraded",
+            PipelineError::Busy { .. } => "step_in_progress",
+        }
+    }
+}
+
+impl From<UpdateError<PipelineError>> for PipelineError {
+    fn from(e: UpdateError<PipelineError>) -> Self {
+        match e {
+            UpdateError::Store(s) => PipelineError::Store(s),
+            UpdateError::Missing(id) => refused("unknown_run", format!("run {id} does not exist")),
+            UpdateError::Refused(r) => r,
+        }
+    }
+}
+
+fn refused(kind: &'static str, reason: impl Into<String>) -> PipelineError {
+    PipelineError::Refused {
+        kind,
+        reason: reason.into(),
+    }
+}
+
+/// What a step emits: messages for the function's output bindings.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// For the `notifications` topic.
+    pub notifications: Vec<Value>,
+    /// For the function's queue output (`training-completed`, `evaluation-completed`).
+    pub next: Vec<Value>,
+}
+
+/// The pipeline's dependencies.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Storage.
+    pub store: Arc<dyn BlobStore>,
+    /// Topology.
+    pub topology: Arc<Topology>,
+    /// The Hub's data plane.
+    pub hub: Arc<dyn Hub>,
+    /// Inference per account name (Hub and Spokes).
+    pub inference: BTreeMap<String, Arc<dyn Inference>>,
+    /// ARM.
+    pub arm: Arc<dyn Deployments>,
+    /// How long a step waits for the Hub to process uploaded files.
+    pub file_wait: Duration,
+    /// Eval calls in flight at once.
+    pub eval_concurrency: usize,
+    /// Customer-provided keys for submissions that name one (Key Vault in Azure).
+    pub keys: Option<Arc<dyn KeySource>>,
+    /// A side-effect claim older than this belongs to a dead invocation: longer than any
+    /// invocation may run (the function timeout).
+    pub claim_ttl: Duration,
+    /// How long a duplicate waits for the claim holder before failing retryably.
+    pub claim_wait: Duration,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// How long a step that a message drives may sit idle before the reconciler re-drives
+    /// it (the message was lost or dead-lettered).
+    pub reconcile_grace: Duration,
+    /// Runs the reconciler advances at once.
+    pub reconcile_concurrency: usize,
+}
+
+const ACTOR_PIPELINE: &str = "pipeline";
+
+impl Pipeline {
+    /// Connects a pipeline to the topology's accounts: one data-plane client per account on
+    /// the shared HTTP core, ARM for deployments polled every `poll`.
+    pub fn connect(
+        store: Arc<dyn BlobStore>,
+        topology: Topology,
+        http: &crate::adapters::azure::Http,
+        data_auth: &crate::adapters::azure::Auth,
+        arm_tokens: Arc<dyn crate::adapters::azure::TokenSource>,
+        poll: Duration,
+    ) -> Self {
+        use crate::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
+        let plane = |endpoint: &str| {
+            Arc::new(DataPlane::new(
+                http.clone(),
+                endpoint,
+                Surface::Dated(GA_API_VERSION.into()),
+                data_auth.clone(),
+            ))
+        };
+        let hub = plane(&topology.hub.endpoint);
+        let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
+        inference.insert(topology.hub.name.clone(), hub.clone());
+        for s in topology.environments.values().flat_map(|e| e.spokes.iter()) {
+            inference.insert(s.name.clone(), plane(&s.endpoint));
+        }
+        let arm = Arc::new(
+            crate::adapters::azure::arm::Arm::new(http.clone(), &topology.arm_endpoint, arm_tokens)
+                .with_polling(poll, Duration::from_secs(600)),
+        );
+        Self {
+            store,
+            topology: Arc::new(topology),
+            hub,
+            inference,
+            arm,
+            file_wait: Duration::from_secs(20),
+            eval_concurrency: 4,
+            keys: None,
+            // No invocation outlives host.json's functionTimeout (10 min): an older claim's
+            // holder is dead. A duplicate waits long enough that its redeliveries outlast
+            // the TTL before the queue's ten deliveries run out.
+            claim_ttl: Duration::from_secs(660),
+            claim_wait: Duration::from_secs(240),
+            clock: Arc::new(SystemClock),
+            reconcile_grace: Duration::from_secs(120),
+            reconcile_concurrency: 8,
+        }
+    }
+}
+
+fn ping() -> ChatRequest {
+    ChatRequest {
+        messages: vec![ChatMessage {
+            role: "user".into(),
+            content: Some("ping".into()),
+        }],
+        max_tokens: Some(1),
+        temperature: None,
+    }
+}
+
+impl Pipeline {
+    fn now(&self) -> chrono::DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The store to read a submission's datasets through: with the customer-provided key
+    /// its manifest names (fetched now, held only in memory), else the plain store.
+    async fn datasets(&self, manifest: &Manifest) -> Result<Arc<dyn BlobStore>, PipelineError> {
+        let Some(reference) = &manifest.encryption_key else {
+            return Ok(self.store.clone());
+        };
+        let keys = self.keys.as_ref().ok_or_else(|| {
+            refused(
+                "encryption_key_unavailable",
+                format!("the manifest names the encryption key {reference}, but this deployment has no key source (Key Vault) configured"),
+            )
+        })?;
+        let key = keys.customer_key(reference).await?;
+        Ok(Arc::new(crate::adapters::keyed::KeyedReads::new(
+            self.store.clone(),
+            DATASETS_CONTAINER,
+            key,
+        )))
+    }
+
+    async fn put_report(&self, run_id: &str, name: &str, bytes: &[u8]) -> Result<(), BlobError> {
+        self.store
+            .put(REPORTS, &format!("{run_id}/{name}"), bytes, Condition::None)
+            .await
+            .map(|_| ())
+    }
+
+    /// A blob was created in `datasets`: a manifest starts its submission, a bare `.jsonl`
+    /// runs with the project's defaults, other submission files wait for their manifest.
+    ///
+    /// # Errors
+    fn inference(&self, account: &str) -> Result<&Arc<dyn Inference>, PipelineError> {
+        self.inference.get(account).ok_or_else(|| {
+            refused(
+                "unknown_account",
+                format!("no client for account {account}"),
+            )
+        })
+    }
+}

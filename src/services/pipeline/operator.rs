@@ -1,0 +1,134 @@
+//! Operator verbs on one run: retry a stalled or failed step, cancel a run. Both are
+//! recorded on the run (who, why) and in the audit trail like every transition.
+
+use super::*;
+use crate::domain::run::Retry;
+
+/// The Hub deployment a run's candidate is evaluated on.
+pub(super) fn eval_deployment(run_id: &str) -> String {
+    format!("eval-{}", run_id.rsplit('-').next().unwrap_or("run"))
+}
+
+impl Pipeline {
+    /// Re-drives `id`'s owed step at the reconciler's next tick, whatever its retry delay:
+    /// a stalled step, or a failed training or evaluation (after an outage, say) started
+    /// again. Returns what was scheduled.
+    ///
+    /// # Errors
+    /// Refused for an unknown run or one with nothing to retry (rejected data, cancelled,
+    /// serving with every environment healthy).
+    pub async fn retry_run(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<String, PipelineError> {
+        let now = self.now();
+        let mut what = String::new();
+        runs::update(self.store.as_ref(), id, |r| {
+            what = match r.stage {
+                Stage::TrainingFailed => {
+                    r.effects.remove("create_job");
+                    r.job_id = None;
+                    r.job_status = None;
+                    r.transition(Stage::Uploading, actor, format!("retry: {reason}"), now);
+                    "a new fine-tuning job".into()
+                }
+                Stage::EvaluationFailed => {
+                    r.effects.remove("evaluate");
+                    r.evaluation = None;
+                    r.transition(Stage::Evaluating, actor, format!("retry: {reason}"), now);
+                    "a new evaluation".into()
+                }
+                _ if r.is_active() => {
+                    r.note(actor, "retry", reason.to_owned(), now);
+                    format!("the {} step", r.stage.name())
+                }
+                s => {
+                    return Err(refused(
+                        "nothing_to_retry",
+                        format!("run {id} is {} and owes no step", s.name()),
+                    ));
+                }
+            };
+            r.stalled = None;
+            // Due at once: the reconciler acts on a retry whose time has come.
+            r.retry = Some(Retry {
+                attempts: 0,
+                next_at: now,
+                last_error: format!("retry requested by {actor}"),
+            });
+            Ok(())
+        })
+        .await?;
+        Ok(what)
+    }
+
+    /// Cancels `id`: its Hub job if one runs, its evaluation deployment if one exists; the
+    /// run ends `cancelled` with who and why.
+    ///
+    /// # Errors
+    /// Refused for an unknown run, one already finished, or one serving (roll it back
+    /// instead); retryable Azure failures (nothing is recorded until they succeed).
+    pub async fn cancel_run(
+        &self,
+        id: &str,
+        actor: &str,
+        reason: &str,
+    ) -> Result<Emitted, PipelineError> {
+        let (run, _) = runs::get(self.store.as_ref(), id)
+            .await?
+            .ok_or_else(|| refused("unknown_run", format!("run {id} does not exist")))?;
+        match run.stage {
+            Stage::Uploading | Stage::Training | Stage::Evaluating | Stage::Evaluated => {}
+            Stage::Dev | Stage::Test | Stage::Prod => {
+                return Err(refused(
+                    "run_serving",
+                    format!(
+                        "run {id} serves in {}: roll it back instead",
+                        run.stage.name()
+                    ),
+                ));
+            }
+            s => {
+                return Err(refused(
+                    "run_finished",
+                    format!("run {id} already ended {}", s.name()),
+                ));
+            }
+        }
+        if let Some(job) = &run.job_id
+            && run.stage == Stage::Training
+        {
+            match self.hub.cancel_job(job).await {
+                // Already finished or gone: nothing left to cancel.
+                Ok(_)
+                | Err(AoaiError::Http {
+                    status: 400 | 404, ..
+                }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if run.stage == Stage::Evaluating {
+            self.arm
+                .delete(&self.topology.hub.resource_id, &eval_deployment(id))
+                .await?;
+        }
+        let now = self.now();
+        runs::update(self.store.as_ref(), id, |r| {
+            if r.stage.is_pipeline_step() {
+                r.transition(Stage::Cancelled, actor, format!("cancelled: {reason}"), now);
+                r.retry = None;
+                r.stalled = None;
+            }
+            Ok::<(), PipelineError>(())
+        })
+        .await?;
+        Ok(Emitted {
+            notifications: vec![
+                json!({"type": "run.cancelled", "run_id": id, "by": actor, "reason": reason}),
+            ],
+            next: vec![],
+        })
+    }
+}

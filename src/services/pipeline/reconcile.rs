@@ -1,0 +1,172 @@
+//! The reconciler: why every run always moves. Messages are how work moves fast; each tick
+//! of `TrainingMonitor` walks the index of active runs and re-drives any owed step that is
+//! due and idle, whatever happened to its message (lost between a record and its emit,
+//! dead-lettered after an outage, or never sent). The same claims guard it and the
+//! queue-triggered functions, so re-driving beside a live delivery does nothing twice.
+
+use futures_util::stream::{self, StreamExt as _};
+
+use super::*;
+use crate::domain::run::{Retry, Stall, retry_delay};
+
+/// Failed attempts after which a run is flagged stalled (it keeps being retried, an hour
+/// apart at most, until it converges or an operator acts).
+pub const STALL_AFTER: u32 = 5;
+
+impl Pipeline {
+    /// One reconcile tick (the `TrainingMonitor` timer): advances every active run whose
+    /// step is due, up to [`Pipeline::reconcile_concurrency`] at once, so one run retrying
+    /// through throttling never holds up the others.
+    ///
+    /// # Errors
+    /// Storage failures reading the index; a run's own failure is recorded on it instead.
+    pub async fn monitor_training(&self) -> Result<Emitted, PipelineError> {
+        let store = self.store.as_ref();
+        let (active, stale) = runs::active(store).await?;
+        for id in stale {
+            runs::unmark_active(store, &id).await?;
+        }
+        let now = self.now();
+        let due: Vec<Run> = active.into_iter().filter(|r| self.due(r, now)).collect();
+        let results: Vec<(String, bool, Result<Emitted, PipelineError>)> = stream::iter(due)
+            .map(|run| async move {
+                let (id, retrying) = (run.id.clone(), run.retry.is_some() || run.stalled.is_some());
+                (id, retrying, self.redrive(run).await)
+            })
+            .buffer_unordered(self.reconcile_concurrency.max(1))
+            .collect()
+            .await;
+        let mut out = Emitted::default();
+        for (id, retrying, result) in results {
+            match result {
+                Ok(e) => {
+                    if retrying {
+                        self.settle_retry(&id, None).await?;
+                    }
+                    out.notifications.extend(e.notifications);
+                    out.next.extend(e.next);
+                }
+                Err(e) => {
+                    tracing::warn!(run_id = %id, error = %e, "Run not advanced; retried later.");
+                    if let Some(n) = self.settle_retry(&id, Some(&e)).await? {
+                        out.notifications.push(n);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether the reconciler should act on `run` now: not while a live invocation holds
+    /// one of its claims, not before its retry delay, and — for steps a message normally
+    /// drives — only once the step has been idle for [`Pipeline::reconcile_grace`].
+    fn due(&self, run: &Run, now: chrono::DateTime<Utc>) -> bool {
+        let ttl = chrono::Duration::from_std(self.claim_ttl).unwrap_or(chrono::Duration::MAX);
+        let grace =
+            chrono::Duration::from_std(self.reconcile_grace).unwrap_or(chrono::Duration::MAX);
+        let claimed = run
+            .effects
+            .values()
+            .any(|e| e.done_at.is_none() && now - e.started_at < ttl);
+        if claimed || run.retry.as_ref().is_some_and(|r| r.next_at > now) {
+            return false;
+        }
+        match run.stage {
+            // Polling steps: the reconciler is their driver.
+            Stage::Uploading | Stage::Training => true,
+            _ => now - run.updated_at >= grace || run.retry.is_some(),
+        }
+    }
+
+    /// Performs `run`'s owed step.
+    async fn redrive(&self, run: Run) -> Result<Emitted, PipelineError> {
+        let id = run.id.as_str();
+        match run.stage {
+            Stage::Uploading => return self.submit_to_hub(id).await,
+            Stage::Training => return self.check_job(&run).await,
+            Stage::Evaluating => {
+                tracing::info!(run_id = %id, "Re-driving an idle evaluation.");
+                let mut e = self.evaluate(id).await?;
+                // Its follow-up message is for another queue than this timer's output:
+                // promote here instead.
+                e.next.clear();
+                let after = runs::get(self.store.as_ref(), id).await?.map(|(r, _)| r);
+                if after.is_some_and(|r| r.stage == Stage::Evaluated) {
+                    let d = self.promote_to_dev(id).await?;
+                    e.notifications.extend(d.notifications);
+                }
+                return Ok(e);
+            }
+            Stage::Evaluated => return self.promote_to_dev(id).await,
+            _ => {}
+        }
+        let mut out = Emitted::default();
+        for (env, state) in run.environments.iter().filter(|(_, s)| s.owed()) {
+            if env == "dev" {
+                let e = self.promote_to_dev(id).await?;
+                out.notifications.extend(e.notifications);
+                continue;
+            }
+            let actor = state.approved_by.as_deref().unwrap_or(ACTOR_PIPELINE);
+            let model_run = match state.model_run.as_deref() {
+                Some(m) if m != id => runs::get(self.store.as_ref(), m).await?.map(|(r, _)| r),
+                _ => None,
+            };
+            tracing::info!(run_id = %id, %env, "Re-driving an owed promotion.");
+            self.promote(id, env, actor, model_run.as_ref()).await?;
+            out.notifications
+                .push(json!({"type": format!("promotion.{env}"), "run_id": id, "approver": actor, "reconciled": true}));
+        }
+        Ok(out)
+    }
+
+    /// Records the outcome of a re-drive: success clears the retry state (and a stall the
+    /// reconciler had raised); a failure schedules the next attempt with a growing delay and,
+    /// after [`STALL_AFTER`] attempts, flags the run stalled — returning the notification
+    /// to emit the first time it does.
+    async fn settle_retry(
+        &self,
+        id: &str,
+        error: Option<&PipelineError>,
+    ) -> Result<Option<Value>, PipelineError> {
+        let now = self.now();
+        let mut notify = None;
+        runs::update(self.store.as_ref(), id, |r| {
+            let Some(e) = error else {
+                // The owed step went through: whatever stalled it (a failing step, a dead
+                // letter) is behind it.
+                r.retry = None;
+                r.stalled = None;
+                return Ok::<(), PipelineError>(());
+            };
+            let attempts = r.retry.as_ref().map_or(0, |x| x.attempts) + 1;
+            r.retry = Some(Retry {
+                attempts,
+                next_at: now + retry_delay(attempts - 1),
+                last_error: e.to_string(),
+            });
+            if attempts >= STALL_AFTER && r.stalled.is_none() {
+                let what = format!("step:{}", r.stage.name());
+                r.note(
+                    ACTOR_PIPELINE,
+                    "stalled",
+                    format!("{what} failed {attempts} times: {e}"),
+                    now,
+                );
+                r.stalled = Some(Stall {
+                    since: now,
+                    what: what.clone(),
+                    reason: e.kind().to_owned(),
+                    detail: e.to_string(),
+                });
+                notify = Some(
+                    json!({"type": "run.stalled", "run_id": id, "what": what, "attempts": attempts, "error": e.to_string()}),
+                );
+            }
+            Ok(())
+        })
+        .await
+        .map_err(PipelineError::from)?;
+        Ok(notify)
+    }
+}
