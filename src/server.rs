@@ -129,6 +129,21 @@ impl AppState {
         if let Some(grace) = seconds_setting("FTHUB_RECONCILE_GRACE_SECONDS") {
             pipeline.reconcile_grace = grace;
         }
+        if let Some(budget) = seconds_setting("FTHUB_EVAL_BUDGET_SECONDS") {
+            pipeline.eval_budget = budget;
+        }
+        let count = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n > 0)
+        };
+        if let Some(cap) = count("FTHUB_EVAL_CAP") {
+            pipeline.eval_cap = cap;
+        }
+        if let Some(batch) = count("FTHUB_EVAL_BATCH") {
+            pipeline.eval_batch = batch;
+        }
         // Customer-provided keys come from Key Vault with the same identity, in Azure mode
         // and whenever storage is reached with Entra ID.
         if config.topology.is_some() || config.storage.needs_identity() {

@@ -1031,3 +1031,119 @@ async fn an_operator_retries_a_failed_training_and_cancels_an_evaluation_with_wh
         fthub::error::ErrorClass::Terminal
     );
 }
+
+#[tokio::test]
+async fn a_large_held_out_set_is_sampled_with_a_recorded_seed_scored_in_stored_batches_and_resumed_across_invocations()
+ {
+    let mut e = env().await;
+    e.pipeline.eval_cap = 100;
+    e.pipeline.eval_batch = 20;
+    // No time at all: every invocation scores one batch, then pauses.
+    e.pipeline.eval_budget = Duration::ZERO;
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/classification");
+    let store = e.pipeline.store.clone();
+    let mut eval = String::new();
+    for i in 0..300 {
+        eval.push_str(&format!(
+            "{{\"messages\":[{{\"role\":\"user\",\"content\":\"ticket {i}\"}},{{\"role\":\"assistant\",\"content\":\"billing\"}}]}}\n"
+        ));
+    }
+    let train = std::fs::read(sample.join("train.jsonl")).expect("train");
+    for (f, bytes) in [
+        ("train.jsonl", train.as_slice()),
+        ("eval.jsonl", eval.as_bytes()),
+    ] {
+        store
+            .put("datasets", &format!("acme/big/{f}"), bytes, Condition::None)
+            .await
+            .expect("put");
+    }
+    let mut m: Value =
+        serde_json::from_slice(&std::fs::read(sample.join("manifest.json")).expect("m"))
+            .expect("json");
+    m["submitted_by"] = json!("data-scientist");
+    store
+        .put(
+            "datasets",
+            "acme/big/manifest.json",
+            m.to_string().as_bytes(),
+            Condition::None,
+        )
+        .await
+        .expect("put");
+    let p = &e.pipeline;
+    p.on_dataset_blob("acme/big/manifest.json")
+        .await
+        .expect("start");
+    let id = e.train().await;
+    p.evaluate(&id).await.expect("first invocation");
+    let run = e.run_of(&id).await;
+    assert_eq!(run.stage, Stage::Evaluating, "paused, not finished");
+    let progress = run.eval_progress.expect("progress recorded");
+    assert!(progress.paused_at.is_some());
+    assert_eq!(
+        (
+            progress.plan.total,
+            progress.plan.selected,
+            progress.plan.sampled
+        ),
+        (300, 100, true)
+    );
+    assert_eq!(
+        progress.batches_done, 1,
+        "one batch, then the budget is spent"
+    );
+    // The reconciler resumes a paused evaluation at once, invocation after invocation.
+    for _ in 0..20 {
+        if e.run_of(&id).await.stage != Stage::Evaluating {
+            break;
+        }
+        p.monitor_training().await.expect("tick");
+    }
+    let run = e.run_of(&id).await;
+    // The synthetic tickets are not the sample's classes, so the verdict may go either way;
+    // what matters is that the evaluation finished.
+    assert!(
+        matches!(
+            run.stage,
+            Stage::EvaluationFailed | Stage::Evaluated | Stage::Dev
+        ),
+        "{:?}",
+        run.history.last()
+    );
+    assert!(run.evaluation.is_some());
+    let candidate_calls = e
+        .requests()
+        .await
+        .iter()
+        .filter(|r| {
+            r["method"] == "POST"
+                && r["path"]
+                    .as_str()
+                    .is_some_and(|p| p.contains("/deployments/eval-") && p.contains("/chat/"))
+        })
+        .count();
+    assert_eq!(
+        candidate_calls, 100,
+        "every sampled example answered exactly once"
+    );
+    let (_, report) = store
+        .get("reports", &format!("{id}/evaluation.json"))
+        .await
+        .expect("report");
+    let report: Value = serde_json::from_slice(&report).expect("json");
+    assert_eq!(report["examples"], 100);
+    assert_eq!(report["held_out"]["sampled"], true);
+    assert_eq!(
+        report["held_out"]["seed"],
+        json!(fthub::domain::heldout::seed_of(&id))
+    );
+    let (_, md) = store
+        .get("reports", &format!("{id}/evaluation.md"))
+        .await
+        .expect("md");
+    assert!(
+        String::from_utf8_lossy(&md).contains("100 of 300 examples, sampled uniformly"),
+        "the report says the set was cut"
+    );
+}

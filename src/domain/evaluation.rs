@@ -131,7 +131,7 @@ impl ModelScore {
 }
 
 /// One answered example.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answered {
     /// Expected answer.
     pub expected: String,

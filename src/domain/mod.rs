@@ -5,6 +5,7 @@ pub mod approval;
 pub mod blob_name;
 pub mod dataset_path;
 pub mod evaluation;
+pub mod heldout;
 pub mod manifest;
 pub mod run;
 pub mod topology;

@@ -274,12 +274,27 @@ pub struct Run {
     /// Things an operator should look at (stuck job, leakage, …).
     #[serde(default)]
     pub flags: Vec<String>,
+    /// How far a durable evaluation got.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_progress: Option<EvalProgress>,
     /// The reconciler's retry state for this run's owed step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
     /// Set when the run needs a person: a dead-lettered message or a step that kept failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled: Option<Stall>,
+}
+
+/// A durable evaluation's progress: its plan, the batches stored so far (over every model
+/// scored), and when it last paused at its time budget (resumed at once).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EvalProgress {
+    /// What is scored.
+    pub plan: super::heldout::Plan,
+    /// Batches stored.
+    pub batches_done: usize,
+    /// Set while paused between invocations.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 /// Growing delays between the reconciler's attempts at a failing step.

@@ -32,10 +32,32 @@ impl Pipeline {
         id: &str,
         step: &str,
         act: impl FnOnce(bool) -> Fut,
-        mut record: impl FnMut(&mut Run, &str),
+        record: impl FnMut(&mut Run, &str),
     ) -> Result<String, PipelineError>
     where
         Fut: Future<Output = Result<String, PipelineError>>,
+    {
+        let done = self
+            .resumable_effect(id, step, |t| async move { act(t).await.map(Some) }, record)
+            .await?;
+        Ok(done.unwrap_or_default())
+    }
+
+    /// [`Pipeline::effect`] for a step that may stop part-way and go on in a later
+    /// invocation (a long evaluation): `act` answering `None` releases the claim without
+    /// recording the step done, so the next driver resumes it at once.
+    ///
+    /// # Errors
+    /// As [`Pipeline::effect`].
+    pub(super) async fn resumable_effect<Fut>(
+        &self,
+        id: &str,
+        step: &str,
+        act: impl FnOnce(bool) -> Fut,
+        mut record: impl FnMut(&mut Run, &str),
+    ) -> Result<Option<String>, PipelineError>
+    where
+        Fut: Future<Output = Result<Option<String>, PipelineError>>,
     {
         let result = match self.claim(id, step).await? {
             // Recording again is idempotent (and writes nothing when nothing changes); it
@@ -46,10 +68,14 @@ impl Pipeline {
                     Ok::<(), PipelineError>(())
                 })
                 .await?;
-                return Ok(result);
+                return Ok(Some(result));
             }
             claim => match act(matches!(claim, Claim::Takeover)).await {
-                Ok(r) => r,
+                Ok(Some(r)) => r,
+                Ok(None) => {
+                    self.release(id, step).await;
+                    return Ok(None);
+                }
                 Err(e) => {
                     self.release(id, step).await;
                     return Err(e);
@@ -69,7 +95,7 @@ impl Pipeline {
             Ok::<(), PipelineError>(())
         })
         .await?;
-        Ok(result)
+        Ok(Some(result))
     }
 
     /// Claims `step` for this invocation. A claim younger than [`Pipeline::claim_ttl`]

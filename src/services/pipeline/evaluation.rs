@@ -1,51 +1,24 @@
 use super::*;
 use crate::domain::evaluation as scoring;
+use crate::domain::heldout::{Example, Plan};
+use crate::domain::run::EvalProgress;
+
+/// What the report says of the set's coverage: whole, or sampled with its seed.
+fn coverage(plan: &Plan) -> String {
+    if plan.sampled {
+        format!(
+            "Held-out set: {} of {} examples, sampled uniformly (cap {}, seed {}).",
+            plan.selected, plan.total, plan.cap, plan.seed
+        )
+    } else {
+        format!("Held-out set: all {} examples.", plan.total)
+    }
+}
 
 /// The deployable base model of a dated base-model name: its family
 /// (`gpt-4o-2024-08-06` → `gpt-4o`), or the name itself when the family is unknown.
 fn base_deployment_model(base: &str) -> String {
     tokens::model_spec(base).map_or_else(|| base.to_owned(), |s| s.family.to_owned())
-}
-
-/// One held-out example: the prompt messages and the expected answer.
-fn eval_examples(bytes: &[u8], limit: usize) -> Vec<(Vec<ChatMessage>, String)> {
-    let mut out = Vec::new();
-    for line in String::from_utf8_lossy(bytes)
-        .trim_start_matches('\u{feff}')
-        .lines()
-    {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        let Some(msgs) = v.get("messages").and_then(Value::as_array) else {
-            continue;
-        };
-        let Some(last) = msgs
-            .iter()
-            .rposition(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
-        else {
-            continue;
-        };
-        let expected = msgs[last]
-            .get("content")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        let prompt = msgs[..last]
-            .iter()
-            .filter_map(|m| {
-                Some(ChatMessage {
-                    role: m.get("role")?.as_str()?.to_owned(),
-                    content: m.get("content").and_then(Value::as_str).map(str::to_owned),
-                })
-            })
-            .collect();
-        out.push((prompt, expected));
-        if out.len() >= limit {
-            break;
-        }
-    }
-    out
 }
 
 impl Pipeline {
@@ -54,36 +27,75 @@ impl Pipeline {
         client: &Arc<dyn Inference>,
         deployment: &str,
         model: &str,
-        set: &[(Vec<ChatMessage>, String)],
+        set: &[Example],
     ) -> Result<Vec<Answered>, PipelineError> {
         use futures_util::stream::{self, TryStreamExt as _};
         stream::iter(set.iter().cloned().map(Ok::<_, PipelineError>))
-            .map_ok(|(messages, expected)| {
-                let client = client.clone();
-                async move {
-                    let r = client
-                        .chat(
-                            deployment,
-                            model,
-                            &ChatRequest {
-                                messages,
-                                max_tokens: Some(200),
-                                temperature: Some(0.0),
-                            },
-                        )
-                        .await?;
-                    Ok(Answered {
-                        expected,
-                        answer: r.content,
-                        latency_ms: r.latency_ms as f64,
-                        prompt_tokens: r.usage.prompt_tokens,
-                        completion_tokens: r.usage.completion_tokens,
-                    })
-                }
-            })
+            .map_ok(
+                |Example {
+                     prompt: messages,
+                     expected,
+                 }| {
+                    let client = client.clone();
+                    async move {
+                        let r = client
+                            .chat(
+                                deployment,
+                                model,
+                                &ChatRequest {
+                                    messages,
+                                    max_tokens: Some(200),
+                                    temperature: Some(0.0),
+                                },
+                            )
+                            .await?;
+                        Ok(Answered {
+                            expected,
+                            answer: r.content,
+                            latency_ms: r.latency_ms as f64,
+                            prompt_tokens: r.usage.prompt_tokens,
+                            completion_tokens: r.usage.completion_tokens,
+                        })
+                    }
+                },
+            )
             .try_buffered(self.eval_concurrency.max(1))
             .try_collect()
             .await
+    }
+
+    /// Scores `set` on one deployment batch by batch, skipping batches stored by an earlier
+    /// invocation and storing each new one as it completes. `None` when `deadline` passed
+    /// first: the next invocation resumes at the first missing batch.
+    #[allow(clippy::too_many_arguments)]
+    async fn answer_batched(
+        &self,
+        run_id: &str,
+        label: &str,
+        client: &Arc<dyn Inference>,
+        deployment: &str,
+        model: &str,
+        plan: &Plan,
+        set: &[Example],
+        deadline: tokio::time::Instant,
+    ) -> Result<Option<Vec<Answered>>, PipelineError> {
+        let mut all = Vec::with_capacity(set.len());
+        let mut scored = 0;
+        for (b, chunk) in set.chunks(plan.batch_size.max(1)).enumerate() {
+            if let Some(done) = self.stored_batch(run_id, label, b).await? {
+                all.extend(done);
+                continue;
+            }
+            // At least one batch per invocation, so even a tiny budget makes progress.
+            if scored > 0 && tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            scored += 1;
+            let answers = self.answer_all(client, deployment, model, chunk).await?;
+            self.store_batch(run_id, label, b, &answers).await?;
+            all.extend(answers);
+        }
+        Ok(Some(all))
     }
 
     /// Evaluates the candidate against the base model and the model now in Prod.
@@ -101,13 +113,17 @@ impl Pipeline {
         // One evaluation per run: a concurrent duplicate waits for it instead of deploying,
         // scoring and deleting the candidate a second time.
         let mut emitted = Emitted::default();
-        self.effect(
+        self.resumable_effect(
             id,
             "evaluate",
             |_| async {
-                let (e, verdict) = self.evaluate_claimed(id, run).await?;
-                emitted = e;
-                Ok(verdict.to_owned())
+                Ok(match self.evaluate_claimed(id, run).await? {
+                    Some((e, verdict)) => {
+                        emitted = e;
+                        Some(verdict.to_owned())
+                    }
+                    None => None,
+                })
             },
             |_, _| {},
         )
@@ -119,7 +135,7 @@ impl Pipeline {
         &self,
         id: &str,
         run: Run,
-    ) -> Result<(Emitted, &'static str), PipelineError> {
+    ) -> Result<Option<(Emitted, &'static str)>, PipelineError> {
         let model = run
             .fine_tuned_model
             .clone()
@@ -136,12 +152,9 @@ impl Pipeline {
             .find(|f| f.name == eval_file)
             .map(|f| f.blob.clone())
             .unwrap_or_default();
-        let (_, bytes) = self
-            .datasets(&run.manifest)
-            .await?
-            .get(DATASETS_CONTAINER, &blob)
-            .await?;
-        let set = eval_examples(&bytes, 200);
+        let deadline = tokio::time::Instant::now() + self.eval_budget;
+        let datasets = self.datasets(&run.manifest).await?;
+        let (plan, set) = self.heldout(&run, datasets.as_ref(), &blob).await?;
         let hub = self.topology.hub.clone();
         let d = &self.topology.deployment;
         let candidate = super::operator::eval_deployment(id);
@@ -163,20 +176,37 @@ impl Pipeline {
                 .put(&hub.resource_id, &base_dep, &base_spec, None)
                 .await?;
             let hub_client = self.inference(&hub.name)?.clone();
-            let cand = scoring::score(
+            let batched =
+                |label: &'static str, client: Arc<dyn Inference>, dep: String, model: String| {
+                    let (plan, set) = (&plan, &set);
+                    async move {
+                        let answers = self
+                            .answer_batched(id, label, &client, &dep, &model, plan, set, deadline)
+                            .await?;
+                        Ok::<_, PipelineError>(answers.map(|a| scoring::score(label, &dep, &a)))
+                    }
+                };
+            let Some(cand) = batched(
                 "candidate",
-                &candidate,
-                &self
-                    .answer_all(&hub_client, &candidate, &model, &set)
-                    .await?,
-            );
-            let mut baselines = vec![scoring::score(
+                hub_client.clone(),
+                candidate.clone(),
+                model.clone(),
+            )
+            .await?
+            else {
+                return Ok(None);
+            };
+            let Some(base) = batched(
                 "base",
-                &base_dep,
-                &self
-                    .answer_all(&hub_client, &base_dep, &base_spec.model, &set)
-                    .await?,
-            )];
+                hub_client.clone(),
+                base_dep.clone(),
+                base_spec.model.clone(),
+            )
+            .await?
+            else {
+                return Ok(None);
+            };
+            let mut baselines = vec![base];
             let (inv, _) = inventory::load(self.store.as_ref()).await?;
             // The baseline is this project's Prod release, never another project's model.
             let ours = self.topology.deployment_name(&run.project);
@@ -186,22 +216,41 @@ impl Pipeline {
                 .and_then(|e| e.regions.values().find(|x| x.deployment == ours))
             {
                 let client = self.inference(&prod.account)?.clone();
-                baselines.push(scoring::score(
-                    "prod",
-                    &prod.deployment,
-                    &self
-                        .answer_all(&client, &prod.deployment, &prod.model, &set)
-                        .await?,
-                ));
+                let Some(p) =
+                    batched("prod", client, prod.deployment.clone(), prod.model.clone()).await?
+                else {
+                    return Ok(None);
+                };
+                baselines.push(p);
             }
-            Ok::<(ModelScore, Vec<ModelScore>), PipelineError>((cand, baselines))
+            Ok::<_, PipelineError>(Some((cand, baselines)))
         }
         .await;
-        // The evaluation deployment is removed whatever happened.
+        let paused = matches!(outcome, Ok(None));
+        if paused {
+            // Out of this invocation's time: keep the deployment for the next one, and say
+            // where it stopped so the reconciler resumes at once.
+            let done = self.batches_done(id, &plan).await?;
+            let now = self.now();
+            runs::update(self.store.as_ref(), id, |r| {
+                r.eval_progress = Some(EvalProgress {
+                    plan: plan.clone(),
+                    batches_done: done,
+                    paused_at: Some(now),
+                });
+                Ok::<(), PipelineError>(())
+            })
+            .await?;
+            tracing::info!(run_id = %id, batches_done = done, "Evaluation paused at its time budget; resumed next.");
+            return Ok(None);
+        }
+        // Finished or failed: the evaluation deployment is removed either way.
         if let Err(e) = self.arm.delete(&hub.resource_id, &candidate).await {
             tracing::warn!(error = %e, deployment = %candidate, "Could not remove the evaluation deployment.");
         }
-        let (cand, baselines) = outcome?;
+        let Some((cand, baselines)) = outcome? else {
+            return Ok(None);
+        };
         let d = &self.topology.defaults;
         let price = |m: ModelScore| {
             m.priced(
@@ -213,7 +262,7 @@ impl Pipeline {
         let baselines: Vec<ModelScore> = baselines.into_iter().map(price).collect();
         let thresholds = m.thresholds_or(&self.topology.defaults);
         let (passed, best, reasons) = scoring::verdict(&cand, &baselines, &thresholds);
-        let report = json!({"run_id": id, "examples": set.len(), "candidate": cand, "baselines": baselines, "thresholds": thresholds, "passed": passed, "reasons": reasons});
+        let report = json!({"run_id": id, "examples": set.len(), "held_out": plan, "candidate": cand, "baselines": baselines, "thresholds": thresholds, "passed": passed, "reasons": reasons});
         self.put_report(
             id,
             "evaluation.json",
@@ -221,8 +270,9 @@ impl Pipeline {
         )
         .await?;
         let mut md = format!(
-            "# Evaluation: `{id}`\n\n**Verdict: {}**\n\n",
-            if passed { "passed" } else { "failed" }
+            "# Evaluation: `{id}`\n\n**Verdict: {}**\n\n{}\n\n",
+            if passed { "passed" } else { "failed" },
+            coverage(&plan)
         );
         for r in &reasons {
             md.push_str(&format!("- ✗ {r}\n"));
@@ -253,6 +303,7 @@ impl Pipeline {
         let html = crate::views::reports::evaluation(id, passed, &reasons, &scores);
         self.put_report(id, "evaluation.html", html.as_bytes())
             .await?;
+        let labels = 1 + baselines.len();
         let summary = EvaluationSummary {
             passed,
             score: cand.score,
@@ -263,6 +314,11 @@ impl Pipeline {
         let mut moved = false;
         runs::update(self.store.as_ref(), id, |r| {
             if r.stage == Stage::Evaluating {
+                r.eval_progress = Some(EvalProgress {
+                    plan: plan.clone(),
+                    batches_done: plan.batches() * labels,
+                    paused_at: None,
+                });
                 r.evaluation = Some(summary.clone());
                 let to = if passed {
                     Stage::Evaluated
@@ -287,14 +343,14 @@ impl Pipeline {
         .await?;
         let verdict = if passed { "passed" } else { "failed" };
         if !moved {
-            return Ok((Emitted::default(), verdict));
+            return Ok(Some((Emitted::default(), verdict)));
         }
         let kind = if passed {
             "evaluation.passed"
         } else {
             "evaluation.failed"
         };
-        Ok((
+        Ok(Some((
             Emitted {
                 notifications: vec![
                     json!({"type": kind, "run_id": id, "score": cand.score, "baseline": best, "report": format!("reports/{id}/evaluation.md")}),
@@ -302,7 +358,19 @@ impl Pipeline {
                 next: vec![json!({"run_id": id, "passed": passed})],
             },
             verdict,
-        ))
+        )))
+    }
+
+    /// Batches stored so far, over every model scored.
+    async fn batches_done(&self, id: &str, plan: &Plan) -> Result<usize, PipelineError> {
+        let stored = self
+            .store
+            .list(REPORTS, &format!("{id}/eval/"))
+            .await?
+            .iter()
+            .filter(|p| p.name.ends_with(".json") && !p.name.ends_with("plan.json"))
+            .count();
+        Ok(stored.min(plan.batches() * 3))
     }
 
     /// A Markdown section comparing a run with the run it iterates on.

@@ -213,6 +213,7 @@ impl Pipeline {
                 .collect(),
             retry: None,
             stalled: None,
+            eval_progress: None,
         };
         if let Some(parent) = &manifest.parent_run {
             run.flags.push(format!("iterates on {parent}"));

@@ -8,6 +8,7 @@ mod approvals;
 mod deadletters;
 mod effect;
 mod evaluation;
+mod heldout;
 mod intake;
 mod keepwarm;
 mod operator;
@@ -167,6 +168,12 @@ pub struct Pipeline {
     pub reconcile_grace: Duration,
     /// Runs the reconciler advances at once.
     pub reconcile_concurrency: usize,
+    /// Held-out examples scored at most; a larger set is sampled uniformly.
+    pub eval_cap: usize,
+    /// Examples per stored evaluation batch.
+    pub eval_batch: usize,
+    /// How long one invocation scores before it pauses (well inside `functionTimeout`).
+    pub eval_budget: Duration,
 }
 
 const ACTOR_PIPELINE: &str = "pipeline";
@@ -218,6 +225,10 @@ impl Pipeline {
             clock: Arc::new(SystemClock),
             reconcile_grace: Duration::from_secs(120),
             reconcile_concurrency: 8,
+            eval_cap: 10_000,
+            eval_batch: 50,
+            // host.json's functionTimeout is 10 min: pause with room for the reports.
+            eval_budget: Duration::from_secs(360),
         }
     }
 }

@@ -74,6 +74,15 @@ impl Pipeline {
         match run.stage {
             // Polling steps: the reconciler is their driver.
             Stage::Uploading | Stage::Training => true,
+            // Paused at its time budget: resume at once.
+            Stage::Evaluating
+                if run
+                    .eval_progress
+                    .as_ref()
+                    .is_some_and(|p| p.paused_at.is_some()) =>
+            {
+                true
+            }
             _ => now - run.updated_at >= grace || run.retry.is_some(),
         }
     }
