@@ -54,6 +54,9 @@ fn bindings() -> Bindings {
             }
             match (s("type").as_deref(), s("queueName"), s("topicName")) {
                 (Some("serviceBusTrigger"), Some(q), _) => {
+                    // A dead-letter subqueue is part of its queue: the queue's declaration
+                    // and its receiver role cover it.
+                    let q = q.strip_suffix("/$DeadLetterQueue").unwrap_or(&q).to_owned();
                     b.trigger_queues.insert(q);
                 }
                 (Some("serviceBus"), Some(q), _) => {
