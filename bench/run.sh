@@ -16,7 +16,7 @@ fi
 venv="${FTHUB_VENV:-${TMPDIR:-/tmp}/fthub-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -c "import tiktoken" 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check tiktoken==0.12.0
-cargo build --release --locked --bin fthub --example keepalive_fanout
+cargo build --release --locked --bin fthub --example keepalive_fanout --example state_scale
 fthub="$target/release/fthub"
 export TIKTOKEN_CACHE_DIR
 TIKTOKEN_CACHE_DIR=$(bench/tiktoken_cache.sh)
@@ -113,5 +113,22 @@ parts = [f"{labels.get(n, n)} {times[i + 1] - times[i]:.1f} s" for i, (n, _, _) 
 print(f"| demo end to end, training time 0 | {total:.1f} s: " + "; ".join(parts[:-1]) + " |")
 PY
 tail -n 1 "$results"
+# 5. State at scale: runs x 15 transitions in the local store; what the reconciler's index read
+# costs (must follow the active runs, not all runs) and the Status views' latency.
+scale="10000 100"; $short && scale="1000 20"
+# shellcheck disable=SC2086
+"$target/release/examples/state_scale" $scale > "$out/scale.json"
+python3 - "$out/scale.json" >> "$results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+if r["tick_blobs_read"] > r["active"] + 2:
+    sys.exit(f"a reconcile tick read {r['tick_blobs_read']} blobs for {r['active']} active runs")
+n = f"{r['runs']:,} runs x 15 transitions"
+print(f"| reconcile tick, {n}, {r['active']} active | {r['tick_blobs_read']} blobs read + {r['tick_listings']} listing of {r['tick_names_listed']} names, {r['tick_index_read_ms']:.1f} ms |")
+print(f"| status/runs first page (50), {n} | {r['status_runs_first_page_ms']:.1f} ms, {r['status_runs_blobs_read']} blobs read |")
+print(f"| status/audit/{{run}}, {n} | {r['status_audit_run_ms']:.1f} ms, {r['status_audit_run_blobs_read']} blobs read |")
+PY
+tail -n 3 "$results"
+
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

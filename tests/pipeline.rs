@@ -1147,3 +1147,28 @@ async fn a_large_held_out_set_is_sampled_with_a_recorded_seed_scored_in_stored_b
         "the report says the set was cut"
     );
 }
+
+#[tokio::test]
+async fn a_corrupt_inventory_is_an_error_and_is_never_overwritten_as_empty() {
+    let e = env().await;
+    let p = &e.pipeline;
+    let id = e.to_dev("s1", None).await;
+    let store = p.store.as_ref();
+    store
+        .put(
+            "state",
+            "inventory.json",
+            b"{\"environments\": {\"dev\": [",
+            Condition::None,
+        )
+        .await
+        .expect("corrupt it");
+    let err = inventory::load(store).await.expect_err("corrupt");
+    assert!(err.to_string().contains("inventory.json"), "{err}");
+    p.keep_warm()
+        .await
+        .expect_err("KeepWarm refuses to work from a corrupt inventory");
+    let (_, bytes) = store.get("state", "inventory.json").await.expect("get");
+    assert_eq!(bytes, b"{\"environments\": {\"dev\": [", "left as it was");
+    assert_eq!(e.run_of(&id).await.stage, Stage::Dev);
+}

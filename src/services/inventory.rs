@@ -56,15 +56,19 @@ pub struct Inventory {
 /// Reads the inventory (empty when none yet).
 ///
 /// # Errors
-/// Storage failures.
+/// Storage failures; a document that does not decode — never read as empty, or the next
+/// write would erase every record KeepWarm relies on.
 pub async fn load(
     store: &dyn BlobStore,
 ) -> Result<(Inventory, Option<crate::ports::ETag>), BlobError> {
     match store.get(STATE, BLOB).await {
-        Ok((p, bytes)) => Ok((
-            serde_json::from_slice(&bytes).unwrap_or_default(),
-            Some(p.etag),
-        )),
+        Ok((p, bytes)) => match serde_json::from_slice(&bytes) {
+            Ok(inv) => Ok((inv, Some(p.etag))),
+            Err(e) => Err(BlobError::Io {
+                what: format!("decode {STATE}/{BLOB} (left as it is; repair or restore it)"),
+                source: std::io::Error::other(e),
+            }),
+        },
         Err(BlobError::NotFound { .. }) => Ok((Inventory::default(), None)),
         Err(e) => Err(e),
     }
