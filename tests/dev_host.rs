@@ -620,3 +620,140 @@ async fn fthub_deadletters_lists_what_service_bus_gave_up_on_and_replays_it_as_a
             .contains_key("DeadLetterReason")
     );
 }
+
+// Multi-threaded: the emulator runs in this process while the CLI call blocks a thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fthub_runs_lists_cancels_and_refuses_to_retry_through_the_apps_api() {
+    use fthub::local::emulator::world::Timings;
+    let t = Timings {
+        file_processing_ms: 50,
+        job_queue_ms: 50,
+        // Long enough that the run is still training when it is cancelled.
+        job_training_ms: 120_000,
+        deployment_ms: 50,
+        ..Timings::default()
+    };
+    let emulator = fthub::local::emulator::spawn(
+        0,
+        fthub::local::emulator::Emulator::new(fthub::local::emulator::builtin_accounts(), t),
+    )
+    .await
+    .expect("emulator");
+    let home = tempfile::tempdir().expect("tmp");
+    let dev = Dev::start(&common::repo(), home.path(), &["--emulator-url", &emulator]).await;
+    let url = dev.url("");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(common::fthub())
+            .args(args)
+            .env_remove("FTHUB_FUNCTION_KEY")
+            .output()
+            .expect("fthub")
+    };
+    let home_arg = home.path().to_str().expect("utf-8");
+    let out = cli(&[
+        "submit",
+        common::repo()
+            .join("samples/classification")
+            .to_str()
+            .expect("utf-8"),
+        "--project",
+        "ops",
+        "--submission",
+        "s1",
+        "--home",
+        home_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run_of = || -> Option<Value> {
+        let dir = home.path().join("storage/state/runs");
+        let entry = std::fs::read_dir(dir).ok()?.flatten().next()?;
+        serde_json::from_slice(&std::fs::read(entry.path()).ok()?).ok()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || run_of()
+            .is_some_and(|r| r["stage"] == "training"))
+        .await,
+        "{:?}",
+        run_of()
+    );
+    let id = run_of().expect("run")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let listed = cli(&[
+        "runs", "list", "--json", "--url", &url, "--stage", "training",
+    ]);
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let v: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(v["runs"][0]["id"], id.as_str());
+    let none = cli(&["runs", "list", "--json", "--url", &url, "--stage", "prod"]);
+    let v: Value = serde_json::from_slice(&none.stdout).expect("json");
+    assert_eq!(v["runs"].as_array().map(Vec::len), Some(0));
+    let bad = cli(&["runs", "list", "--url", &url, "--stage", "staging"]);
+    assert!(!bad.status.success(), "an unknown stage is refused");
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("staging"));
+
+    let cancel = cli(&[
+        "runs",
+        "cancel",
+        &id,
+        "--url",
+        &url,
+        "--actor",
+        "ops-lead",
+        "--reason",
+        "wrong data",
+    ]);
+    assert!(
+        cancel.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cancel.stderr)
+    );
+    let run = run_of().expect("run");
+    assert_eq!(run["stage"], "cancelled");
+    let last = run["history"]
+        .as_array()
+        .and_then(|h| h.last())
+        .cloned()
+        .expect("history");
+    assert_eq!(last["actor"], "ops-lead");
+    assert!(
+        last["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("wrong data"))
+    );
+    let job = run["job_id"].as_str().expect("job");
+    let log: Vec<Value> = dev
+        .client
+        .get(format!("{emulator}/_emulator/requests"))
+        .send()
+        .await
+        .expect("log")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        log.iter().any(|r| r["method"] == "POST"
+            && r["path"]
+                .as_str()
+                .is_some_and(|p| p.contains(&format!("/fine_tuning/jobs/{job}/cancel")))
+            && r["status"].as_u64().is_some_and(|s| s < 300)),
+        "the Hub job was cancelled"
+    );
+
+    let retry = cli(&["runs", "retry", &id, "--url", &url]);
+    assert!(!retry.status.success(), "a cancelled run owes no step");
+    assert!(
+        String::from_utf8_lossy(&retry.stderr).contains("cancelled"),
+        "{}",
+        String::from_utf8_lossy(&retry.stderr)
+    );
+}

@@ -43,8 +43,10 @@ pub async fn act(
     }
     let why = v["detail"]
         .as_str()
+        .or_else(|| v["reason"].as_str())
         .or_else(|| v["error"].as_str())
-        .unwrap_or("refused");
+        .filter(|w| !w.is_empty())
+        .map_or_else(|| format!("HTTP {code}"), str::to_owned);
     Err(OpsError::Usage(format!("{action} {id} refused: {why}")))
 }
 
