@@ -85,13 +85,8 @@ pub async fn unmark_active(store: &dyn BlobStore, id: &str) -> Result<(), BlobEr
         .map(|_| ())
 }
 
-/// Creates a run; `false` when it already exists (a redelivered event).
-///
-/// # Errors
-/// Storage failures.
-pub async fn create(store: &dyn BlobStore, run: &Run) -> Result<bool, BlobError> {
-    // Indexes first: an index entry or marker without its run is skipped and cleaned; a run
-    // without them would be invisible.
+/// Writes a run's index entry, and its active marker when it is active.
+async fn index(store: &dyn BlobStore, run: &Run) -> Result<(), BlobError> {
     store
         .put(
             STATE,
@@ -103,6 +98,17 @@ pub async fn create(store: &dyn BlobStore, run: &Run) -> Result<bool, BlobError>
     if run.is_active() {
         mark_active(store, &run.id).await?;
     }
+    Ok(())
+}
+
+/// Creates a run; `false` when it already exists (a redelivered event).
+///
+/// # Errors
+/// Storage failures.
+pub async fn create(store: &dyn BlobStore, run: &Run) -> Result<bool, BlobError> {
+    // Indexes first: an index entry or marker without its run is skipped and cleaned; a run
+    // without them would be invisible.
+    index(store, run).await?;
     let bytes = serde_json::to_vec_pretty(run).unwrap_or_default();
     match store
         .put(STATE, &run_blob(&run.id), &bytes, Condition::IfNotExists)
@@ -230,17 +236,7 @@ pub async fn ensure_indexed(store: &dyn BlobStore) -> Result<(), BlobError> {
         let Ok(run) = serde_json::from_slice::<Run>(&bytes) else {
             continue;
         };
-        store
-            .put(
-                STATE,
-                &index_blob(run.created_at, &run.id),
-                b"",
-                Condition::None,
-            )
-            .await?;
-        if run.is_active() {
-            mark_active(store, &run.id).await?;
-        }
+        index(store, &run).await?;
         let audited = store.list(AUDIT, &format!("runs/{}/", run.id)).await?.len();
         audit(store, &run, audited).await?;
     }
