@@ -46,6 +46,8 @@ impl Pipeline {
                     out.notifications.extend(e.notifications);
                     out.next.extend(e.next);
                 }
+                // Another invocation holds the step: it is being driven, not failing.
+                Err(PipelineError::Busy { .. }) => {}
                 Err(e) => {
                     tracing::warn!(run_id = %id, error = %e, "Run not advanced; retried later.");
                     if let Some(n) = self.settle_retry(&id, Some(&e)).await? {
