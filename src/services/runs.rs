@@ -246,30 +246,41 @@ pub async fn ensure_indexed(store: &dyn BlobStore) -> Result<(), BlobError> {
         .map(|_| ())
 }
 
-/// The runs the pipeline owes a step, as their active markers say (a marker whose run is
-/// gone or no longer active is returned too, so the caller can drop it: see
+/// The runs the pipeline owes a step, as their active markers say (the ids of markers whose
+/// run is no longer active, or gone for 15 minutes, are returned too, so the caller can drop
+/// them: see
 /// [`unmark_active`]). Reads one listing and one document per active run.
 ///
 /// # Errors
 /// Storage failures.
 pub async fn active(store: &dyn BlobStore) -> Result<(Vec<Run>, Vec<String>), BlobError> {
     ensure_indexed(store).await?;
-    let ids: Vec<String> = store
+    let markers: Vec<(String, DateTime<Utc>)> = store
         .list(STATE, ACTIVE)
         .await?
         .into_iter()
-        .filter_map(|p| p.name.strip_prefix(ACTIVE).map(str::to_owned))
+        .filter_map(|p| {
+            p.name
+                .strip_prefix(ACTIVE)
+                .map(|id| (id.to_owned(), p.last_modified))
+        })
         .collect();
-    let runs: Vec<Run> = read_many(store, ids.clone())
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
-    let stale = ids
-        .into_iter()
-        .filter(|id| !runs.iter().any(|r| &r.id == id && r.is_active()))
-        .collect();
-    Ok((runs.into_iter().filter(Run::is_active).collect(), stale))
+    let ids = markers.iter().map(|(id, _)| id.clone()).collect();
+    let docs = read_many(store, ids).await?;
+    let mut runs = Vec::new();
+    let mut stale = Vec::new();
+    // A marker whose run does not exist yet may belong to a create in flight (the marker is
+    // written first): stale only once it is older than any invocation.
+    let orphaned = Utc::now() - chrono::Duration::minutes(15);
+    for ((id, marked), doc) in markers.into_iter().zip(docs) {
+        match doc {
+            Some(run) if run.is_active() => runs.push(run),
+            Some(_) => stale.push(id),
+            None if marked < orphaned => stale.push(id),
+            None => {}
+        }
+    }
+    Ok((runs, stale))
 }
 
 /// One page of runs, newest first.
