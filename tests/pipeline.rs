@@ -968,6 +968,19 @@ async fn an_approval_that_was_dead_lettered_is_shown_on_its_run_with_its_approve
         stall.detail.contains("quality-lead") && stall.detail.contains("test"),
         "{stall:?}"
     );
+    // The run owes no step, so the reconciler never clears it: an operator can.
+    let what = p
+        .retry_run(&id, "ops", "approver re-issued it")
+        .await
+        .expect("clears the stall");
+    assert!(what.contains("stall was cleared"), "{what}");
+    let run = e.run_of(&id).await;
+    assert!(run.stalled.is_none());
+    assert!(
+        run.history
+            .iter()
+            .any(|t| t.to == "stall_cleared" && t.actor == "ops")
+    );
 }
 
 #[tokio::test]

@@ -44,6 +44,14 @@ impl Pipeline {
                     r.note(actor, "retry", reason.to_owned(), now);
                     format!("the {} step", r.stage.name())
                 }
+                // A dead letter on a run that owes nothing (an approval lost before it was
+                // recorded): nothing to re-drive, but the stall must not stay forever.
+                _ if r.stalled.is_some() => {
+                    r.note(actor, "stall_cleared", reason.to_owned(), now);
+                    r.stalled = None;
+                    what = "nothing to re-drive: the stall was cleared".into();
+                    return Ok(());
+                }
                 s => {
                     return Err(refused(
                         "nothing_to_retry",
