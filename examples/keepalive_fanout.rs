@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use fthub::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken};
 use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::aoai::{CreateJob, DeploymentSpec};
+use fthub::domain::env::Env;
+use fthub::domain::inventory::{Deployment, Health};
 use fthub::domain::topology::{Account, Environment, Topology};
 use fthub::local::emulator::Emulator;
 use fthub::local::emulator::world::{AccountConfig, Timings};
 use fthub::ports::{BlobStore, Condition};
-use fthub::services::inventory::{self, Entry};
-use fthub::services::pipeline::Pipeline;
+use fthub::services::inventory;
 
 #[tokio::main]
 async fn main() {
@@ -59,18 +60,19 @@ async fn main() {
         tenant: c.tenant.clone(),
         endpoint: format!("{base}/{}", c.name),
         resource_id: c.resource_id(),
+        deployment_slots: per_spoke as usize + 1,
     };
     let spoke_accounts: Vec<Account> = accounts[1..].iter().map(account).collect();
     let mut environments = BTreeMap::new();
     let third = spoke_accounts.len() / 3;
-    for (i, env) in ["dev", "test", "prod"].into_iter().enumerate() {
+    for (i, env) in Env::ALL.into_iter().enumerate() {
         let slice = if i == 2 {
             spoke_accounts[2 * third..].to_vec()
         } else {
             spoke_accounts[i * third..(i + 1) * third].to_vec()
         };
         environments.insert(
-            env.to_owned(),
+            env,
             Environment {
                 spokes: slice,
                 approvers: vec![],
@@ -81,6 +83,8 @@ async fn main() {
     let topology = Topology {
         hub: account(&accounts[0]),
         environments,
+        projects: BTreeMap::new(),
+        hub_limits: Default::default(),
         arm_endpoint: format!("{base}/arm"),
         deployment: Default::default(),
         keepalive_schedule: "0 0 3 * * *".into(),
@@ -90,7 +94,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tmp");
     let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(dir.path()));
     let tokens = Arc::new(StaticToken(Secret::new("t")));
-    let pipeline = Pipeline::connect(
+    let pipeline = fthub::app::pipeline(
         store.clone(),
         topology,
         &http,
@@ -162,32 +166,27 @@ async fn main() {
     });
     futures_util::future::join_all(puts).await;
     let now = chrono::Utc::now();
-    inventory::update(store.as_ref(), |inv| {
-        for (i, (s, name)) in entries.iter().enumerate() {
-            let env = ["dev", "test", "prod"][i % 3];
-            inv.environments
-                .entry(env.into())
-                .or_default()
-                .regions
-                .insert(
-                    format!("{}/{name}", s.region),
-                    Entry {
-                        account: s.name.clone(),
-                        region: s.region.clone(),
-                        deployment: name.clone(),
-                        model: model.clone(),
-                        run_id: "bench".into(),
-                        deployed_at: now,
-                        last_keepalive: None,
-                        last_latency_ms: None,
-                        health: "healthy".into(),
-                        restorations: 0,
-                    },
-                );
-        }
-    })
-    .await
-    .expect("inventory");
+    for s in &spoke_accounts {
+        inventory::update_account(store.as_ref(), &s.name, |r| {
+            for (_, name) in entries.iter().filter(|(a, _)| a.name == s.name) {
+                r.deployed(Deployment {
+                    project: format!("bench-{name}"),
+                    deployment: name.clone(),
+                    run_id: "bench".into(),
+                    model: model.clone(),
+                    version: String::new(),
+                    deployed_at: now,
+                    last_keepalive: None,
+                    last_latency_ms: None,
+                    health: Health::Healthy,
+                    restorations: 0,
+                });
+            }
+            Ok::<(), std::convert::Infallible>(())
+        })
+        .await
+        .expect("inventory");
+    }
 
     // Latency on from here on: every ping takes `latency` ms.
     reqwest::Client::new()
@@ -210,7 +209,7 @@ async fn main() {
         "{}",
         serde_json::json!({
             "deployments": entries.len(), "spokes": spokes, "latency_ms": latency, "per_spoke_concurrency": per_spoke_limit,
-            "pinged": out.notifications[0]["pinged"], "wall_seconds": (wall * 1000.0).round() / 1000.0,
+            "pinged": serde_json::to_value(&out.notifications[0]).expect("json")["pinged"], "wall_seconds": (wall * 1000.0).round() / 1000.0,
             "lower_bound_seconds": lower_bound, "ratio": ((wall / lower_bound) * 100.0).round() / 100.0,
         })
     );

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::manifest::Manifest;
-use fthub::domain::run::{Run, Stage, Transition};
+use fthub::domain::run::{NewRun, Run, Stage, Step, Transition};
 use fthub::ports::{BlobError, BlobProperties, BlobReader, BlobStore, Condition, LeaseId};
 use fthub::services::{runs, status};
 
@@ -106,40 +106,28 @@ fn run(i: usize, active: bool, t0: chrono::DateTime<chrono::Utc>) -> Run {
             time: created + chrono::Duration::seconds(k),
             actor: "pipeline".into(),
             run_id: id.clone(),
+            project: format!("p{}", i % 7),
             from: None,
-            to: stages[(k as usize) % stages.len()].name().into(),
+            to: Step::Stage(stages[(k as usize) % stages.len()]),
             detail: format!("step {k}"),
         })
         .collect();
-    Run {
-        id: id.clone(),
-        project: format!("p{}", i % 7),
-        submission: format!("s{i:05}"),
-        submitted_by: "bench".into(),
-        created_at: created,
-        updated_at: created,
-        manifest: Manifest::bare("train.jsonl"),
-        base_model: "gpt-4.1-mini-2025-04-14".into(),
-        data_digest: "0".repeat(64),
-        files: Vec::new(),
-        stage: if active { Stage::Training } else { Stage::Dev },
-        validation: None,
-        hub_files: BTreeMap::new(),
-        job_id: None,
-        job_status: None,
-        fine_tuned_model: None,
-        trained_tokens: None,
-        metrics: None,
-        evaluation: None,
-        environments: BTreeMap::new(),
-        used_nonces: Vec::new(),
-        effects: BTreeMap::new(),
-        history,
-        flags: Vec::new(),
-        eval_progress: None,
-        retry: None,
-        stalled: None,
-    }
+    let mut r = Run::new(
+        NewRun {
+            id: id.clone(),
+            project: format!("p{}", i % 7),
+            submission: format!("s{i:05}"),
+            submitted_by: "bench".into(),
+            manifest: Manifest::bare("train.jsonl"),
+            base_model: "gpt-4.1-mini-2025-04-14".into(),
+            data_digest: "0".repeat(64),
+            files: Vec::new(),
+        },
+        if active { Stage::Training } else { Stage::Dev },
+        created,
+    );
+    r.history = history;
+    r
 }
 
 fn ms(d: Duration) -> f64 {

@@ -15,8 +15,8 @@
 //! - [`server`]: `fthub serve`, the handler process the Functions host starts.
 
 pub mod adapters;
+pub mod app;
 pub mod commands;
-pub mod config;
 pub mod domain;
 pub mod error;
 pub mod functions;

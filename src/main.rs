@@ -59,7 +59,7 @@ enum Command {
         #[arg(long)]
         submission: Option<String>,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
         /// Submitter recorded in the run (default: $USER).
         #[arg(long = "as")]
@@ -90,7 +90,7 @@ enum Command {
         #[arg(long)]
         rollback: bool,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
         /// Service Bus: a namespace (`sb-fthub` or its host name; Entra ID) or a connection
         /// string; default the local bus of `fthub dev`.
@@ -226,7 +226,7 @@ enum DeadlettersCommand {
         #[arg(long)]
         json: bool,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
     },
     /// Send dead letters back to their queue as new messages.
@@ -237,7 +237,7 @@ enum DeadlettersCommand {
         #[arg(long)]
         queue: Option<String>,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
     },
 }
@@ -257,7 +257,7 @@ enum StorageCommand {
         #[command(flatten)]
         storage: StorageArg,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
     },
     /// List blobs: `CONTAINER[/PREFIX]`.
@@ -270,7 +270,7 @@ enum StorageCommand {
         #[command(flatten)]
         storage: StorageArg,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
     },
     /// Stream a blob to a file or stdout (bounded memory); prints its size and SHA-256 to
@@ -287,7 +287,7 @@ enum StorageCommand {
         #[command(flatten)]
         storage: StorageArg,
         /// Local state directory.
-        #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+        #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
     },
 }
@@ -343,7 +343,7 @@ struct DevArgs {
     #[arg(long, default_value = ".")]
     app: PathBuf,
     /// Local state directory (storage, bus, host bookkeeping).
-    #[arg(long, env = "FTHUB_HOME", default_value = fthub::config::DEFAULT_HOME)]
+    #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
     home: PathBuf,
     /// Port for HTTP triggers (`http://127.0.0.1:PORT/api/...`).
     #[arg(long, default_value_t = 7071)]
@@ -379,8 +379,8 @@ async fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         Command::Serve => {
-            let config = fthub::config::ServeConfig::from_env().context("reading settings")?;
-            fthub::server::serve(config)
+            let settings = fthub::app::Settings::from_env().context("reading settings")?;
+            fthub::server::serve(settings)
                 .await
                 .context("serving the handler")
         }
@@ -722,7 +722,14 @@ fn open_store(
     home: &std::path::Path,
 ) -> anyhow::Result<std::sync::Arc<dyn fthub::ports::BlobStore>> {
     let spec = fthub::adapters::StoreSpec::parse(storage.unwrap_or("local"), home)?;
-    Ok(spec.open(fthub::adapters::azure::credential::Entra::from_env)?)
+    let version = std::env::var("FTHUB_STORAGE_API_VERSION")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| fthub::adapters::azure::storage::DEFAULT_API_VERSION.to_owned());
+    Ok(spec.open(
+        &version,
+        fthub::adapters::azure::credential::Entra::from_env,
+    )?)
 }
 
 /// Writes a secret file readable by its owner only.

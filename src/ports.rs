@@ -511,6 +511,8 @@ pub trait Hub: Send + Sync + fmt::Debug {
     async fn get_file(&self, id: &str) -> Result<FileObject, AoaiError>;
     /// Downloads a file's content (e.g. `results.csv`).
     async fn file_content(&self, id: &str) -> Result<Vec<u8>, AoaiError>;
+    /// Deletes a file (the Hub holds at most 50); `Err` with status 404 when it is gone.
+    async fn delete_file(&self, id: &str) -> Result<(), AoaiError>;
     /// Creates a fine-tuning job.
     async fn create_job(&self, job: &CreateJob) -> Result<Job, AoaiError>;
     /// Reads a job.

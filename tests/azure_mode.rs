@@ -169,7 +169,7 @@ async fn a_submission_uploaded_with_the_python_sdk_reaches_training_under_fthub_
 async fn fthub_submit_and_storage_ls_work_against_a_connection_string() {
     let az = common::azurite();
     // The containers exist in a deployed account (infra creates them).
-    for c in fthub::config::CONTAINERS {
+    for c in fthub::app::settings::CONTAINERS {
         azure_store().ensure_container(c).await.expect("container");
     }
     let project = format!("cli{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);

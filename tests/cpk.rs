@@ -299,7 +299,7 @@ async fn pipeline(dir: &std::path::Path, vault: Option<Arc<Vault>>) -> Pipeline 
         min_delay: Duration::from_millis(20),
         ..RetryPolicy::default()
     });
-    let mut p = Pipeline::connect(
+    let mut p = fthub::app::pipeline(
         store,
         Topology::local(&emulator),
         &http,

@@ -90,14 +90,16 @@ async fn the_dashboard_shows_the_environment_matrix_and_the_run_charts_in_chromi
     );
     let dev = common::Dev::start(&common::repo(), home.path(), &[]).await;
     let profile = tempfile::tempdir().expect("profile");
-    let run_id = std::fs::read_dir(home.path().join("storage/reports"))
-        .expect("reports")
-        .flatten()
-        .next()
-        .expect("a run")
-        .file_name()
-        .to_string_lossy()
-        .into_owned();
+    let run_of = |project: &str| {
+        std::fs::read_dir(home.path().join("storage/reports"))
+            .expect("reports")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| n.starts_with(project))
+            .unwrap_or_else(|| panic!("a run of {project}"))
+    };
+    let run_id = run_of("support-routing");
+    let second = run_of("claims-triage");
 
     // Environments: every (environment, region) cell shows the run (the version) and model.
     let url = dev.url("/api/status/ui/environments");
@@ -121,6 +123,11 @@ async fn the_dashboard_shows_the_environment_matrix_and_the_run_charts_in_chromi
             cell.contains(&run_id),
             "{env}/{region} shows the deployed version: {cell}"
         );
+        assert_eq!(
+            cell.contains(&second),
+            env != "prod",
+            "{env}/{region} shows the second project where it serves: {cell}"
+        );
         assert!(
             cell.contains(".ft-"),
             "{env}/{region} shows the fine-tuned model: {cell}"
@@ -131,6 +138,17 @@ async fn the_dashboard_shows_the_environment_matrix_and_the_run_charts_in_chromi
         );
     }
     screenshot(&url, "environments.png", profile.path());
+
+    // A project: what serves where, its releases and its runs.
+    let url = dev.url("/api/status/ui/projects/claims-triage");
+    let page = dom(&url, profile.path());
+    assert!(page.contains("Project claims-triage"), "{page}");
+    assert!(
+        page.contains(&second) && !page.contains(&run_id),
+        "only its own runs"
+    );
+    assert!(page.contains("aria-label=\"Releases\""), "{page}");
+    screenshot(&url, "project.png", profile.path());
 
     // The run: both training curves and the evaluation comparison, drawn as SVG.
     let url = dev.url(&format!("/api/status/ui/runs/{run_id}"));

@@ -29,7 +29,14 @@ fn the_demo_walks_the_whole_story_and_exits_zero() {
         "test/northcentralus: ft-support-routing on test-northcentralus (verified)",
         "refused: prod Approve: the signature does not verify",
         "prod/eastus2: ft-support-routing on prod-eastus2 (verified)",
-        "after 16 days all 6 deployments are alive",
+        "dev/eastus2: ft-claims-triage on dev-eastus2 (verified)",
+        "test/swedencentral: ft-claims-triage on test-swedencentral (verified)",
+        "support-routing's Prod model is not one of them",
+        "project claims-triage (ft-claims-triage) serves in dev, test",
+        "project support-routing (ft-support-routing) serves in dev, test, prod",
+        "day 8: test-northcentralus/ft-claims-triage deleted behind the pipeline's back",
+        "after 16 days all 10 deployments of both projects are alive",
+        "2 jobs",
         "All steps passed",
     ] {
         assert!(
@@ -37,21 +44,22 @@ fn the_demo_walks_the_whole_story_and_exits_zero() {
             "missing {expected:?} in:\n{stdout}"
         );
     }
-    // The reports the demo points to exist.
+    // The reports the demo points to exist, for both projects' runs.
     let reports = home.path().join("storage/reports");
-    let run = std::fs::read_dir(&reports)
+    let runs: Vec<_> = std::fs::read_dir(&reports)
         .expect("reports")
-        .next()
-        .expect("a run")
-        .expect("entry")
-        .path();
-    for f in [
-        "validation.json",
-        "validation.md",
-        "results.csv",
-        "evaluation.json",
-        "evaluation.md",
-    ] {
-        assert!(run.join(f).is_file(), "{f}");
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for run in &runs {
+        for f in [
+            "validation.json",
+            "validation.md",
+            "results.csv",
+            "evaluation.json",
+            "evaluation.md",
+        ] {
+            assert!(run.join(f).is_file(), "{}: {f}", run.display());
+        }
     }
 }

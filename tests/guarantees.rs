@@ -50,8 +50,8 @@ fn under_twenty_percent_faults_the_story_reaches_prod_with_each_effect_once_and_
     for expected in [
         "injecting faults on every account: 20%",
         "prod/eastus2: ft-support-routing on prod-eastus2 (verified)",
-        "after 16 days all 6 deployments are alive",
-        "failed by injection and retried; 1 job,",
+        "after 16 days all 10 deployments of both projects are alive",
+        "failed by injection and retried; 2 jobs,",
         "each once",
         "All steps passed",
     ] {

@@ -117,7 +117,7 @@ fn the_function_identity_receives_from_its_triggers_and_sends_to_its_outputs_onl
 fn the_containers_the_code_uses_are_declared_with_only_platform_extras() {
     let main = read("infra/main.bicep");
     let declared = bicep_array(&main, "containers:");
-    let code: BTreeSet<String> = fthub::config::CONTAINERS
+    let code: BTreeSet<String> = fthub::app::settings::CONTAINERS
         .iter()
         .map(|c| (*c).to_owned())
         .collect();
@@ -144,7 +144,7 @@ fn app_settings_are_exactly_the_hosts_connections_and_what_the_handler_reads() {
         .filter_map(|s| s.split('\'').next())
         .map(str::to_owned)
         .collect();
-    let mut expected: BTreeSet<String> = fthub::config::AZURE_SETTINGS
+    let mut expected: BTreeSet<String> = fthub::app::settings::AZURE_SETTINGS
         .iter()
         .map(|s| (*s).to_owned())
         .collect();

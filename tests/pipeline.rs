@@ -8,7 +8,9 @@ use std::time::Duration;
 use fthub::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken};
 use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::approval::{Approval, Decision, parse_signing_key};
-use fthub::domain::run::Stage;
+use fthub::domain::env::Env as E;
+use fthub::domain::inventory::Health;
+use fthub::domain::run::{EnvStatus, Event, RegionStatus, Stage, Step};
 use fthub::domain::topology::Topology;
 use fthub::local::emulator::world::Timings;
 use fthub::local::emulator::{Emulator, builtin_accounts};
@@ -62,7 +64,7 @@ async fn env() -> Env {
         ..RetryPolicy::default()
     });
     let arm_tokens = Arc::new(StaticToken(Secret::new("t")));
-    let mut pipeline = Pipeline::connect(
+    let mut pipeline = fthub::app::pipeline(
         store,
         topology,
         &http,
@@ -237,6 +239,11 @@ impl Env {
     }
 }
 
+/// The first notification a step emitted, as its subscribers see it.
+fn first(out: &fthub::services::pipeline::Emitted) -> Value {
+    serde_json::to_value(&out.notifications[0]).expect("json")
+}
+
 /// One more training example for a second submission.
 const EXTRA_LINE: &str = r#"{"messages":[{"role":"user","content":"My invoice total looks wrong"},{"role":"assistant","content":"billing"}]}"#;
 
@@ -308,12 +315,15 @@ async fn redelivered_triggers_create_one_job_one_evaluation_and_one_deployment_c
     );
     let run = e.run().await;
     assert_eq!(run.stage, Stage::Dev);
-    assert_eq!(run.environments["dev"].regions.len(), 2);
+    assert_eq!(run.environments[&E::Dev].regions.len(), 2);
     // One audit line per transition.
     let audit = runs::run_audit(p.store.as_ref(), &id).await.expect("audit");
     assert_eq!(audit.len(), run.history.len());
-    let stages: Vec<&str> = run.history.iter().map(|t| t.to.as_str()).collect();
-    assert!(stages.starts_with(&["uploading", "training"]), "{stages:?}");
+    let stages: Vec<&str> = run.history.iter().map(|t| t.to.name()).collect();
+    assert!(
+        stages.starts_with(&["queued", "uploading", "training"]),
+        "{stages:?}"
+    );
     assert!(
         stages.contains(&"evaluating") && stages.contains(&"evaluated") && stages.contains(&"dev")
     );
@@ -446,17 +456,16 @@ async fn approvals_are_refused_and_recorded_for_skipped_stages_forgeries_and_rep
     let history = e.run().await.history;
     let refusals = history
         .iter()
-        .filter(|t| t.to == "approval_refused")
+        .filter(|t| t.to == Step::Event(Event::ApprovalRefused))
         .count();
     assert_eq!(
         refusals, 3,
         "every refusal is in the run's history and the audit log"
     );
-    let inv = inventory::load(p.store.as_ref())
+    let estate = inventory::estate(p.store.as_ref(), &p.topology)
         .await
-        .expect("inventory")
-        .0;
-    assert_eq!(inv.environments["test"].regions.len(), 2);
+        .expect("inventory");
+    assert_eq!(estate.deployments("acme", E::Test).len(), 2);
 }
 
 #[tokio::test]
@@ -478,7 +487,7 @@ async fn keepwarm_beats_the_fifteen_day_rule_and_restores_what_vanished() {
     for _ in 0..4 {
         advance(4).await;
         let out = p.keep_warm().await.expect("keepwarm");
-        assert_eq!(out.notifications[0]["pinged"], 2);
+        assert_eq!(first(&out)["pinged"], 2);
     }
     // 16 days later both Dev deployments are alive.
     let model = e.run().await.fine_tuned_model.expect("model");
@@ -503,20 +512,19 @@ async fn keepwarm_beats_the_fifteen_day_rule_and_restores_what_vanished() {
     advance(16).await;
     let out = p.keep_warm().await.expect("keepwarm");
     assert_eq!(
-        out.notifications[0]["restored"].as_array().map(Vec::len),
+        first(&out)["restored"].as_array().map(Vec::len),
         Some(2),
         "{}",
-        out.notifications[0]
+        first(&out)
     );
-    let inv = inventory::load(p.store.as_ref())
+    let estate = inventory::estate(p.store.as_ref(), &p.topology)
         .await
-        .expect("inventory")
-        .0;
+        .expect("inventory");
+    let dev = estate.deployments("acme", E::Dev);
+    assert_eq!(dev.len(), 2);
     assert!(
-        inv.environments["dev"]
-            .regions
-            .values()
-            .all(|r| r.restorations == 1 && r.health == "restored")
+        dev.iter()
+            .all(|(_, d)| d.restorations == 1 && d.health == Health::Restored)
     );
     let _ = &e.dir;
     let _ = p.hub.list_jobs(None, 1).await.expect("hub reachable");
@@ -583,14 +591,18 @@ async fn a_region_down_during_promotion_leaves_the_environment_degraded_until_it
     );
     let run = e.run().await;
     assert_eq!(
-        run.environments["dev"].status, "degraded",
+        run.environments[&E::Dev].status,
+        EnvStatus::Degraded,
         "never reported healthy"
     );
     assert_eq!(
-        run.environments["dev"].regions["swedencentral"].status,
-        "verified"
+        run.environments[&E::Dev].regions["swedencentral"].status,
+        RegionStatus::Verified
     );
-    assert_eq!(run.environments["dev"].regions["eastus2"].status, "failed");
+    assert_eq!(
+        run.environments[&E::Dev].regions["eastus2"].status,
+        RegionStatus::Failed
+    );
     assert_ne!(run.stage, Stage::Dev);
     let puts_before = e
         .count("PUT", "/dev-swedencentral/deployments/ft-acme")
@@ -601,8 +613,8 @@ async fn a_region_down_during_promotion_leaves_the_environment_degraded_until_it
         .expect("the region is back: converges");
     let run = e.run().await;
     assert_eq!(
-        (run.stage, run.environments["dev"].status.as_str()),
-        (Stage::Dev, "healthy")
+        (run.stage, run.environments[&E::Dev].status),
+        (Stage::Dev, EnvStatus::Healthy)
     );
     assert_eq!(
         e.count("PUT", "/dev-swedencentral/deployments/ft-acme")
@@ -627,14 +639,12 @@ async fn a_signed_rollback_redeploys_the_previous_version_everywhere_in_the_envi
     let first_model = e.run_of(&first).await.fine_tuned_model.expect("model");
     let second_model = e.run_of(&second).await.fine_tuned_model.expect("model");
     let served = || async {
-        let inv = inventory::load(e.pipeline.store.as_ref())
+        inventory::estate(e.pipeline.store.as_ref(), &e.pipeline.topology)
             .await
             .expect("inventory")
-            .0;
-        inv.environments["test"]
-            .regions
-            .values()
-            .map(|r| r.model.clone())
+            .deployments("acme", E::Test)
+            .iter()
+            .map(|(_, d)| d.model.clone())
             .collect::<Vec<_>>()
     };
     assert_eq!(served().await, vec![second_model.clone(); 2]);
@@ -657,11 +667,11 @@ async fn a_signed_rollback_redeploys_the_previous_version_everywhere_in_the_envi
         .expect("get")
         .expect("run")
         .0;
-    assert_eq!(run.environments["test"].status, "rolled_back");
+    assert_eq!(run.environments[&E::Test].status, EnvStatus::RolledBack);
     assert!(
         run.history
             .iter()
-            .any(|t| t.to == "rollback" && t.detail.contains(&first))
+            .any(|t| t.to == Step::Event(Event::Rollback) && t.detail.contains(&first))
     );
 }
 
@@ -817,8 +827,8 @@ async fn a_promotion_that_keeps_failing_is_retried_with_growing_delays_then_flag
     p.monitor_training().await.expect("tick");
     let run = e.run_of(&id).await;
     assert_eq!(
-        (run.stage, run.environments["dev"].status.as_str()),
-        (Stage::Dev, "healthy")
+        (run.stage, run.environments[&E::Dev].status),
+        (Stage::Dev, EnvStatus::Healthy)
     );
     assert!(
         run.stalled.is_none() && run.retry.is_none(),
@@ -866,7 +876,7 @@ async fn runs_are_listed_newest_first_in_pages_and_the_active_index_names_only_o
     assert!(stale.is_empty());
     let trail = runs::run_audit(store, &first).await.expect("trail");
     assert_eq!(
-        trail.last().map(|t| t.to.as_str()),
+        trail.last().map(|t| t.to.name()),
         Some("dev"),
         "the run's own trail, read by prefix"
     );
@@ -914,7 +924,7 @@ async fn a_dead_lettered_message_marks_its_run_stalled_once_and_the_reconciler_c
         description: "delivered 10 times; last error: HTTP 503",
     };
     let out = p.record_dead_letter(&dl).await.expect("recorded");
-    assert_eq!(out.notifications[0]["type"], "run.stalled");
+    assert_eq!(first(&out)["type"], "run.stalled");
     let again = p.record_dead_letter(&dl).await.expect("redelivered");
     assert!(again.notifications.is_empty(), "announced once");
     let run = e.run_of(&id).await;
@@ -924,7 +934,7 @@ async fn a_dead_lettered_message_marks_its_run_stalled_once_and_the_reconciler_c
     assert_eq!(
         run.history
             .iter()
-            .filter(|t| t.to == "dead_lettered")
+            .filter(|t| t.to == Step::Event(Event::DeadLettered))
             .count(),
         1
     );
@@ -979,7 +989,7 @@ async fn an_approval_that_was_dead_lettered_is_shown_on_its_run_with_its_approve
     assert!(
         run.history
             .iter()
-            .any(|t| t.to == "stall_cleared" && t.actor == "ops")
+            .any(|t| t.to == Step::Event(Event::StallCleared) && t.actor == "ops")
     );
 }
 
@@ -1020,7 +1030,7 @@ async fn an_operator_retries_a_failed_training_and_cancels_an_evaluation_with_wh
         .cancel_run(&id, "ops", "wrong data")
         .await
         .expect("cancel");
-    assert_eq!(out.notifications[0]["type"], "run.cancelled");
+    assert_eq!(first(&out)["type"], "run.cancelled");
     let run = e.run_of(&id).await;
     assert_eq!(run.stage, Stage::Cancelled);
     assert!(
@@ -1162,26 +1172,25 @@ async fn a_large_held_out_set_is_sampled_with_a_recorded_seed_scored_in_stored_b
 }
 
 #[tokio::test]
-async fn a_corrupt_inventory_is_an_error_and_is_never_overwritten_as_empty() {
+async fn a_corrupt_inventory_record_is_an_error_and_is_never_overwritten_as_empty() {
     let e = env().await;
     let p = &e.pipeline;
     let id = e.to_dev("s1", None).await;
     let store = p.store.as_ref();
+    let name = "inventory/accounts/dev-swedencentral.json";
+    let broken = b"{\"deployments\": {\"ft-acme\": [";
     store
-        .put(
-            "state",
-            "inventory.json",
-            b"{\"environments\": {\"dev\": [",
-            Condition::None,
-        )
+        .put("state", name, broken, Condition::None)
         .await
         .expect("corrupt it");
-    let err = inventory::load(store).await.expect_err("corrupt");
-    assert!(err.to_string().contains("inventory.json"), "{err}");
+    let err = inventory::account(store, "dev-swedencentral")
+        .await
+        .expect_err("corrupt");
+    assert!(err.to_string().contains(name), "{err}");
     p.keep_warm()
         .await
         .expect_err("KeepWarm refuses to work from a corrupt inventory");
-    let (_, bytes) = store.get("state", "inventory.json").await.expect("get");
-    assert_eq!(bytes, b"{\"environments\": {\"dev\": [", "left as it was");
+    let (_, bytes) = store.get("state", name).await.expect("get");
+    assert_eq!(bytes, broken, "left as it was");
     assert_eq!(e.run_of(&id).await.stage, Stage::Dev);
 }

@@ -106,18 +106,16 @@ impl StoreSpec {
         }
     }
 
-    /// Opens the store; `identity` is asked for a credential only when one is needed.
+    /// Opens the store, speaking storage service `version`; `identity` is asked for a
+    /// credential only when one is needed.
     ///
     /// # Errors
     /// A malformed setting, no identity, or an endpoint the SDK refuses.
     pub fn open(
         &self,
+        version: &str,
         identity: impl FnOnce() -> Result<Entra, CredentialError>,
     ) -> Result<Arc<dyn BlobStore>, OpenStoreError> {
-        let version = std::env::var("FTHUB_STORAGE_API_VERSION")
-            .ok()
-            .filter(|v| !v.is_empty())
-            .unwrap_or_else(|| azure::storage::DEFAULT_API_VERSION.to_owned());
         let target = match self {
             Self::Local(p) => return Ok(Arc::new(local::blob::FsBlobStore::new(p.clone()))),
             Self::ConnectionString(cs) => parse_connection_string(cs.expose())?,
@@ -126,7 +124,7 @@ impl StoreSpec {
                 credential: identity()?.credential(),
             },
         };
-        Ok(Arc::new(AzureBlobStore::new(target, &version)?))
+        Ok(Arc::new(AzureBlobStore::new(target, version)?))
     }
 }
 

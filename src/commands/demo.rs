@@ -2,8 +2,10 @@
 //! stand-in, bus, storage and the Azure OpenAI emulator), submits the bundled
 //! classification sample, and walks validation → training → evaluation → Dev in two regions
 //! → a signed Test approval → a forged approval that is refused → Prod in two regions (one
-//! in another tenant) → 16 emulated days of keepalive, during which one deployment is deleted
-//! behind the pipeline's back and restored. Exit 0 only if every step happened.
+//! in another tenant); then a second project shares the estate (Dev, Test) while the first
+//! stays live; then 16 emulated days of keepalive, during which one deployment of each
+//! project is deleted behind the pipeline's back and restored. Exit 0 only if every step
+//! happened.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -139,7 +141,11 @@ impl Dev {
 
     /// Checks the emulator's request log: every effect happened once however many
     /// requests failed and were retried. Returns a one-line summary.
-    async fn effects_once(&self, restored: &str) -> Result<String, String> {
+    async fn effects_once(
+        &self,
+        jobs_expected: usize,
+        restored: &[String],
+    ) -> Result<String, String> {
         let log: Vec<Value> = self.emulator_get("requests").await?;
         let ok = |r: &&Value| {
             r["status"]
@@ -160,8 +166,10 @@ impl Dev {
                         .is_some_and(|p| p.contains("/fine_tuning/jobs?"))
             })
             .count();
-        if jobs != 1 {
-            return Err(format!("{jobs} fine-tuning jobs were created"));
+        if jobs != jobs_expected {
+            return Err(format!(
+                "{jobs} fine-tuning jobs were created, not {jobs_expected}"
+            ));
         }
         let mut puts: std::collections::BTreeMap<String, usize> = Default::default();
         for r in log.iter().filter(ok).filter(|r| r["method"] == "PUT") {
@@ -177,13 +185,17 @@ impl Dev {
         }
         for (path, n) in &puts {
             // The deployment deleted behind the pipeline's back is put back once by KeepWarm.
-            let want = if path.ends_with(restored) { 2 } else { 1 };
+            let want = if restored.iter().any(|r| path.ends_with(r.as_str())) {
+                2
+            } else {
+                1
+            };
             if *n != want {
                 return Err(format!("deployment {path} was created {n} times"));
             }
         }
         Ok(format!(
-            "{} Azure OpenAI requests, {injected} failed by injection and retried; 1 job, {} deployment calls, each once",
+            "{} Azure OpenAI requests, {injected} failed by injection and retried; {jobs} jobs, {} deployment calls, each once",
             log.len(),
             puts.values().sum::<usize>()
         ))
@@ -471,86 +483,130 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
 
     step(
         10,
-        "16 emulated days of keepalive; on day 8 someone deletes the dev-eastus2 deployment",
+        "A second line of business, claims-triage, shares the estate: its own run, its own baseline, Dev then Test",
     );
-    let deployment = "ft-support-routing";
+    let second = submit_and_reach_dev(dev, opts, home, "claims-triage", "samples/triage").await?;
+    let run2 = dev.run_doc(&second).await?;
+    println!(
+        "    run {second}: candidate {:.2} vs its own baselines {:.2} (support-routing's Prod model is not one of them)",
+        run2["evaluation"]["score"].as_f64().unwrap_or(0.0),
+        run2["evaluation"]["baseline_score"].as_f64().unwrap_or(0.0),
+    );
+    print_regions(&run2, "dev");
+    approve_and_wait(
+        dev,
+        home,
+        &keys,
+        &second,
+        "test",
+        "quality-lead",
+        "claims desk signed off",
+    )
+    .await?;
+    print_regions(&dev.run_doc(&second).await?, "test");
+    let projects = ops::status(&dev.http, "projects")
+        .await
+        .map_err(|e| e.to_string())?;
+    for p in projects["projects"].as_array().into_iter().flatten() {
+        let serves: Vec<String> = ["dev", "test", "prod"]
+            .iter()
+            .filter(|e| !p["current"][**e].is_null())
+            .map(|e| (*e).to_owned())
+            .collect();
+        println!(
+            "    project {} ({}) serves in {}",
+            p["name"].as_str().unwrap_or("?"),
+            p["deployment"].as_str().unwrap_or("?"),
+            serves.join(", ")
+        );
+    }
+    if dev.run_doc(&run_id).await?["environments"]["prod"]["status"] != "healthy" {
+        return Err("the first project stopped serving in Prod".into());
+    }
+
+    step(
+        11,
+        "16 emulated days of keepalive; on day 8 someone deletes one deployment of each project",
+    );
+    let deleted = [
+        ("dev-eastus2", "ft-support-routing"),
+        ("test-northcentralus", "ft-claims-triage"),
+    ];
     for day in [4, 8, 12, 16] {
         dev.control("clock", json!({"advance_days": 4})).await?;
         if day == 8 {
-            let id = dev_eastus2_id(dev).await?;
-            // Someone else's call: under injected faults it is simply tried again.
-            for _ in 0..20 {
-                let r = dev
-                    .client
-                    .delete(format!(
-                        "{}/arm{id}/deployments/{deployment}?api-version=2024-10-01",
-                        dev.emulator
-                    ))
-                    .bearer_auth("someone")
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
-                if r.status().is_success() {
-                    break;
-                }
+            for (account, deployment) in deleted {
+                delete_behind_the_back(dev, account, deployment).await?;
+                println!("    day 8: {account}/{deployment} deleted behind the pipeline's back");
             }
-            println!("    day 8: dev-eastus2/{deployment} deleted behind the pipeline's back");
         }
         dev.run_timer("KeepWarm").await?;
-        let inv = ops::status(&dev.http, "environments")
-            .await
-            .map_err(|e| e.to_string())?;
-        let healthy = inv["environments"].as_object().map_or(0, |o| {
-            o.values()
-                .flat_map(|e| {
-                    e["regions"]
-                        .as_object()
-                        .into_iter()
-                        .flat_map(|r| r.values())
-                })
-                .filter(|r| r["health"] == "healthy" || r["health"] == "restored")
-                .count()
-        });
-        println!("    day {day}: keepalive pinged every deployment, {healthy}/6 healthy");
+        let (healthy, _) = deployments(dev).await?;
+        println!(
+            "    day {day}: keepalive pinged every deployment of both projects, {healthy}/10 healthy"
+        );
     }
-    let inv = ops::status(&dev.http, "environments")
-        .await
-        .map_err(|e| e.to_string())?;
-    let restored = inv["environments"]["dev"]["regions"]["eastus2"]["restorations"]
-        .as_u64()
-        .unwrap_or(0);
-    if restored != 1 {
-        return Err(format!(
-            "KeepWarm should have restored dev-eastus2 once, saw {restored}"
-        ));
+    let (_, restorations) = deployments(dev).await?;
+    for (account, deployment) in deleted {
+        let n = restorations
+            .get(&format!("{account}/{deployment}"))
+            .copied()
+            .unwrap_or(0);
+        if n != 1 {
+            return Err(format!(
+                "KeepWarm should have restored {account}/{deployment} once, saw {n}"
+            ));
+        }
     }
     let state: Value = dev.emulator_state().await?;
     let alive = state["accounts"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|a| {
-            a["deployments"]
-                .as_array()
-                .is_some_and(|d| d.iter().any(|x| x["name"] == deployment))
+        .map(|a| {
+            a["deployments"].as_array().map_or(0, |d| {
+                d.iter()
+                    .filter(|x| x["name"].as_str().is_some_and(|n| n.starts_with("ft-")))
+                    .count()
+            })
         })
-        .count();
-    if alive != 6 {
-        return Err(format!("after 16 days {alive}/6 deployments are alive"));
+        .sum::<usize>();
+    if alive != 10 {
+        return Err(format!("after 16 days {alive}/10 deployments are alive"));
     }
     println!(
-        "    after 16 days all 6 deployments are alive; dev-eastus2 was restored from the Hub model"
+        "    after 16 days all 10 deployments of both projects are alive; both deleted ones were restored from their Hub models"
     );
 
-    step(11, "Done");
-    let dev_eastus2 = format!("{}/deployments/{deployment}", dev_eastus2_id(dev).await?);
-    println!("    {}", dev.effects_once(&dev_eastus2).await?);
+    step(12, "Done");
+    let mut restored = Vec::new();
+    for (account, deployment) in deleted {
+        restored.push(format!(
+            "{}/deployments/{deployment}",
+            account_id(dev, account).await?
+        ));
+    }
+    println!("    {}", dev.effects_once(2, &restored).await?);
     let endpoints = ops::status(&dev.http, "endpoints")
         .await
         .map_err(|e| e.to_string())?;
+    let pools: Vec<String> = endpoints["endpoints"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(project, envs)| {
+            let per_env: Vec<String> = envs
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(env, list)| format!("{env} {}", list.as_array().map_or(0, Vec::len)))
+                .collect();
+            format!("{project}: {}", per_env.join(", "))
+        })
+        .collect();
     println!(
-        "    healthy endpoints per environment: {}",
-        endpoints["endpoints"]
+        "    healthy endpoints (a gateway backend pool per project and environment): {}",
+        pools.join("; ")
     );
     println!(
         "    audit trail: {}/api/status/audit/{run_id} · reports in {}/storage/reports/{run_id}/",
@@ -564,11 +620,112 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     Ok(())
 }
 
-async fn dev_eastus2_id(dev: &Dev) -> Result<String, String> {
+/// Submits `sample` as `project` and waits until its run serves in Dev; returns the run id.
+async fn submit_and_reach_dev(
+    dev: &Dev,
+    opts: &DemoOptions,
+    home: &Path,
+    project: &str,
+    sample: &str,
+) -> Result<String, String> {
+    let store = crate::adapters::local::blob::FsBlobStore::new(home.join("storage"));
+    ops::submit(
+        &store,
+        &opts.app.join(sample),
+        project,
+        "2026-12-v1",
+        "data-scientist",
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let mut run_id = String::new();
+    dev.wait_for(
+        &format!("{project} in Dev"),
+        Duration::from_secs(240),
+        async || {
+            let v = ops::status(&dev.http, &format!("runs?project={project}"))
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(r) = v["runs"].as_array().and_then(|a| a.first()) else {
+                return Ok(false);
+            };
+            run_id = r["id"].as_str().unwrap_or_default().to_owned();
+            match r["stage"].as_str() {
+                Some("dev") => Ok(true),
+                Some("training") => {
+                    dev.run_timer("TrainingMonitor").await?;
+                    Ok(false)
+                }
+                Some(s @ ("rejected" | "training_failed" | "evaluation_failed" | "cancelled")) => {
+                    Err(format!("{project}'s run ended {s}"))
+                }
+                _ => Ok(false),
+            }
+        },
+    )
+    .await?;
+    Ok(run_id)
+}
+
+/// Deletes a deployment as someone outside fthub would, retried through injected faults.
+async fn delete_behind_the_back(dev: &Dev, account: &str, deployment: &str) -> Result<(), String> {
+    let id = account_id(dev, account).await?;
+    for _ in 0..20 {
+        let r = dev
+            .client
+            .delete(format!(
+                "{}/arm{id}/deployments/{deployment}?api-version=2024-10-01",
+                dev.emulator
+            ))
+            .bearer_auth("someone")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if r.status().is_success() {
+            return Ok(());
+        }
+    }
+    Err(format!("could not delete {account}/{deployment}"))
+}
+
+/// Healthy managed deployments, and restorations by `account/deployment`, as the
+/// environments view shows them.
+async fn deployments(
+    dev: &Dev,
+) -> Result<(usize, std::collections::BTreeMap<String, u64>), String> {
+    let inv = ops::status(&dev.http, "environments")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut healthy = 0;
+    let mut restorations = std::collections::BTreeMap::new();
+    for spoke in inv["environments"]
+        .as_object()
+        .into_iter()
+        .flat_map(|o| o.values())
+        .flat_map(|e| e.as_object().into_iter().flat_map(|r| r.values()))
+    {
+        for d in spoke["deployments"].as_array().into_iter().flatten() {
+            if d["health"] == "healthy" || d["health"] == "restored" {
+                healthy += 1;
+            }
+            restorations.insert(
+                format!(
+                    "{}/{}",
+                    spoke["account"].as_str().unwrap_or(""),
+                    d["deployment"].as_str().unwrap_or("")
+                ),
+                d["restorations"].as_u64().unwrap_or(0),
+            );
+        }
+    }
+    Ok((healthy, restorations))
+}
+
+async fn account_id(dev: &Dev, account: &str) -> Result<String, String> {
     let state = dev.emulator_state().await?;
     Ok(state["accounts"]
         .as_array()
-        .and_then(|a| a.iter().find(|x| x["name"] == "dev-eastus2"))
+        .and_then(|a| a.iter().find(|x| x["name"] == account))
         .map(|x| x["resource_id"].as_str().unwrap_or("").to_owned())
         .unwrap_or_default())
 }

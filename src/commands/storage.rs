@@ -7,7 +7,7 @@ use std::sync::Arc;
 use sha2::Digest as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use crate::config::CONTAINERS;
+use crate::app::settings::CONTAINERS;
 use crate::ports::{BlobError, BlobStore, Condition, CustomerKey};
 
 /// What to do.

@@ -131,6 +131,9 @@ pub enum Refusal {
     /// Nothing to roll back to.
     #[error("{0} has no previous version to roll back to")]
     NothingToRollBack(String),
+    /// A rollback names the run to take out, which must be the one serving.
+    #[error("the run does not serve in {0} now, so there is nothing of it to roll back")]
+    NotServing(String),
 }
 
 /// What the rules need to know about the run and the estate.
@@ -138,8 +141,10 @@ pub enum Refusal {
 pub struct Context<'a> {
     /// Approvers of the environment (name, base64 key).
     pub approvers: &'a [super::topology::Approver],
-    /// Environments the run is already in.
-    pub reached: &'a [String],
+    /// Environments the run has served in (and was not rolled back from).
+    pub reached: &'a [super::env::Env],
+    /// The run is its project's current release in the approval's environment.
+    pub serving_here: bool,
     /// The run's evaluation passed.
     pub evaluation_passed: bool,
     /// Who submitted the run.
@@ -185,13 +190,18 @@ pub fn check(signed: &SignedApproval, ctx: &Context<'_>) -> Result<(), Refusal> 
     if ctx.used_nonces.contains(&a.nonce) {
         return Err(Refusal::Replayed(a.nonce.clone()));
     }
-    let required = match a.environment.as_str() {
-        "test" => "dev",
-        "prod" => "test",
-        other => return Err(Refusal::NoApprovals(other.to_owned())),
-    };
+    let env: super::env::Env = a
+        .environment
+        .parse()
+        .map_err(|_| Refusal::NoApprovals(a.environment.clone()))?;
+    let required = env
+        .requires()
+        .ok_or_else(|| Refusal::NoApprovals(a.environment.clone()))?;
     match a.decision {
         Decision::Rollback => {
+            if !ctx.serving_here {
+                return Err(Refusal::NotServing(a.environment.clone()));
+            }
             if !ctx.has_previous {
                 return Err(Refusal::NothingToRollBack(a.environment.clone()));
             }
@@ -201,13 +211,13 @@ pub fn check(signed: &SignedApproval, ctx: &Context<'_>) -> Result<(), Refusal> 
             if !ctx.evaluation_passed {
                 return Err(Refusal::EvaluationFailed);
             }
-            if !ctx.reached.iter().any(|r| r == required) {
+            if !ctx.reached.contains(&required) {
                 return Err(Refusal::SkippedStage {
                     environment: a.environment.clone(),
-                    required: required.to_owned(),
+                    required: required.name().to_owned(),
                 });
             }
-            if a.environment == "prod" && a.approver == ctx.submitted_by {
+            if env == super::env::Env::Prod && a.approver == ctx.submitted_by {
                 return Err(Refusal::SelfApproval(a.approver.clone()));
             }
         }
@@ -218,6 +228,7 @@ pub fn check(signed: &SignedApproval, ctx: &Context<'_>) -> Result<(), Refusal> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::env::Env;
     use crate::domain::topology::Approver;
 
     fn keys() -> (SigningKey, Approver) {
@@ -245,7 +256,7 @@ mod tests {
 
     fn ctx<'a>(
         approvers: &'a [Approver],
-        reached: &'a [String],
+        reached: &'a [Env],
         nonces: &'a [String],
         now: DateTime<Utc>,
     ) -> Context<'a> {
@@ -258,6 +269,7 @@ mod tests {
             now,
             max_age: Duration::minutes(60),
             has_previous: false,
+            serving_here: true,
         }
     }
 
@@ -268,7 +280,7 @@ mod tests {
         let signed = approval("test", Decision::Approve, now).sign(&key);
         let wire: SignedApproval =
             serde_json::from_str(&serde_json::to_string(&signed).expect("json")).expect("parse");
-        let reached = vec!["dev".to_owned()];
+        let reached = vec![Env::Dev];
         assert_eq!(
             check(&wire, &ctx(std::slice::from_ref(&who), &reached, &[], now)),
             Ok(())
@@ -280,7 +292,7 @@ mod tests {
         let (key, who) = keys();
         let (other_key, _) = keys();
         let now = Utc::now();
-        let dev = vec!["dev".to_owned()];
+        let dev = vec![Env::Dev];
         let approvers = std::slice::from_ref(&who);
 
         let forged = approval("test", Decision::Approve, now).sign(&other_key);
@@ -314,7 +326,7 @@ mod tests {
             Err(Refusal::SkippedStage { .. })
         ));
 
-        let tested = vec!["dev".to_owned(), "test".to_owned()];
+        let tested = vec![Env::Dev, Env::Test];
         let mut c = ctx(approvers, &tested, &[], now);
         c.submitted_by = "alice";
         assert!(matches!(check(&prod, &c), Err(Refusal::SelfApproval(_))));
@@ -343,6 +355,13 @@ mod tests {
         assert!(matches!(
             check(&rollback, &ctx(approvers, &dev, &[], now)),
             Err(Refusal::NothingToRollBack(_))
+        ));
+        let mut elsewhere = ctx(approvers, &dev, &[], now);
+        elsewhere.serving_here = false;
+        elsewhere.has_previous = true;
+        assert!(matches!(
+            check(&rollback, &elsewhere),
+            Err(Refusal::NotServing(_))
         ));
     }
 }

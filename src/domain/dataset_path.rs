@@ -49,6 +49,14 @@ pub enum DatasetPathError {
     /// A name outside the documented layout.
     #[error("{0}")]
     Layout(&'static str),
+    /// The project segment is not a valid project name.
+    #[error("datasets/{path}: {source}")]
+    Project {
+        /// The blob name.
+        path: String,
+        /// What is wrong with the project name.
+        source: super::project::BadProjectName,
+    },
 }
 
 impl DatasetPath {
@@ -59,6 +67,12 @@ impl DatasetPath {
         }
         blob_name::check_blob(name).map_err(DatasetPathError::InvalidName)?;
         let segs: Vec<&str> = name.split('/').collect();
+        if segs.len() >= 2 {
+            super::project::check(segs[0]).map_err(|source| DatasetPathError::Project {
+                path: name.to_owned(),
+                source,
+            })?;
+        }
         match segs.as_slice() {
             [project, file] if file.ends_with(".jsonl") => Ok(Self::BareDrop {
                 project: (*project).to_owned(),
@@ -131,5 +145,17 @@ mod tests {
             DatasetPath::parse("datasets", "a/b/c/d.jsonl"),
             Err(DatasetPathError::Layout(_))
         ));
+    }
+
+    #[test]
+    fn the_project_segment_must_be_a_valid_project_name() {
+        let e = DatasetPath::parse("datasets", "Acme_Support/s1/manifest.json")
+            .expect_err("upper case and underscore");
+        assert!(matches!(e, DatasetPathError::Project { .. }));
+        assert!(
+            e.to_string().contains("Acme_Support/s1/manifest.json"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("lower-case letters"), "{e}");
     }
 }

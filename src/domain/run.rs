@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::env::Env;
 use super::manifest::Manifest;
 
 /// Where a run is.
@@ -17,6 +18,8 @@ use super::manifest::Manifest;
 pub enum Stage {
     /// Validation refused the data.
     Rejected,
+    /// Validated; waiting for a training slot on the Hub (the fair queue).
+    Queued,
     /// Files are going to the Hub; the job is not created yet.
     Uploading,
     /// The fine-tuning job runs.
@@ -44,6 +47,7 @@ impl Stage {
     pub fn name(self) -> &'static str {
         match self {
             Stage::Rejected => "rejected",
+            Stage::Queued => "queued",
             Stage::Uploading => "uploading",
             Stage::Training => "training",
             Stage::TrainingFailed => "training_failed",
@@ -58,8 +62,9 @@ impl Stage {
     }
 
     /// Every stage, in order.
-    pub const ALL: [Stage; 11] = [
+    pub const ALL: [Stage; 12] = [
         Stage::Rejected,
+        Stage::Queued,
         Stage::Uploading,
         Stage::Training,
         Stage::TrainingFailed,
@@ -81,8 +86,23 @@ impl Stage {
     pub fn is_pipeline_step(self) -> bool {
         matches!(
             self,
-            Stage::Uploading | Stage::Training | Stage::Evaluating | Stage::Evaluated
+            Stage::Queued
+                | Stage::Uploading
+                | Stage::Training
+                | Stage::Evaluating
+                | Stage::Evaluated
         )
+    }
+
+    /// The environment this stage serves in, if any.
+    pub fn env(self) -> Option<Env> {
+        Env::ALL.into_iter().find(|e| e.stage() == self)
+    }
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -148,6 +168,32 @@ pub struct EvaluationSummary {
     pub reasons: Vec<String>,
 }
 
+/// How one region's deployment of a promotion went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegionStatus {
+    /// Deployed, not smoke-tested yet.
+    Deployed,
+    /// Deployed and answering.
+    Verified,
+    /// The deployment or its smoke test failed (retried).
+    Failed,
+    /// Not attempted: the Spoke had no free deployment slot.
+    Refused,
+}
+
+impl RegionStatus {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RegionStatus::Deployed => "deployed",
+            RegionStatus::Verified => "verified",
+            RegionStatus::Failed => "failed",
+            RegionStatus::Refused => "refused",
+        }
+    }
+}
+
 /// One region of an environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionState {
@@ -155,37 +201,89 @@ pub struct RegionState {
     pub account: String,
     /// Deployment name.
     pub deployment: String,
-    /// `deployed`, `verified`, `failed`.
-    pub status: String,
+    /// How it went.
+    pub status: RegionStatus,
     /// Last error, if any.
     pub error: Option<String>,
     /// When the smoke test passed.
     pub verified_at: Option<DateTime<Utc>>,
 }
 
+/// Where a run stands in one environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvStatus {
+    /// Approved, nothing done yet (a crash, or a dead-lettered approval, left it here).
+    #[default]
+    #[serde(rename = "")]
+    Pending,
+    /// Deploying.
+    Promoting,
+    /// Serving in every region.
+    Healthy,
+    /// Some regions failed; retried until all converge.
+    Degraded,
+    /// An approver refused promotion.
+    Rejected,
+    /// Was serving; an approver rolled the project back to its previous release.
+    RolledBack,
+    /// Was serving; a newer release of the same project replaced it.
+    Superseded,
+    /// Refused before any deployment: a Spoke had no free slot (needs a person).
+    Refused,
+}
+
+impl EnvStatus {
+    /// The snake_case name (`pending` for the empty status).
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvStatus::Pending => "pending",
+            EnvStatus::Promoting => "promoting",
+            EnvStatus::Healthy => "healthy",
+            EnvStatus::Degraded => "degraded",
+            EnvStatus::Rejected => "rejected",
+            EnvStatus::RolledBack => "rolled_back",
+            EnvStatus::Superseded => "superseded",
+            EnvStatus::Refused => "refused",
+        }
+    }
+}
+
 /// A run's state in one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct EnvironmentState {
-    /// `promoting`, `healthy`, `degraded`, `rejected`, `rolled_back`.
-    pub status: String,
+    /// Where it stands.
+    pub status: EnvStatus,
     /// Per region.
     pub regions: BTreeMap<String, RegionState>,
-    /// Who approved (test, prod).
+    /// Who approved (test, prod), or who asked for the rollback that restores this run.
     pub approved_by: Option<String>,
-    /// The run whose model is deployed here (another run's after a rollback).
+    /// Set while this run is being restored by a rollback of that run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub model_run: Option<String>,
+    pub rollback_of: Option<String>,
+    /// Why the promotion was refused (no free slot), naming the Spoke and its holders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<String>,
+    /// How many times this run was released here (a rollback back to it is a new
+    /// release): each release deploys again, under its own effect steps.
+    #[serde(default)]
+    pub generation: u32,
 }
 
 impl EnvironmentState {
     /// A promotion here was started or approved and has not converged: degraded, or
     /// approved with no outcome recorded yet (a crash, or a dead-lettered approval).
     pub fn owed(&self) -> bool {
-        match self.status.as_str() {
-            "degraded" | "promoting" => true,
-            "" => self.approved_by.is_some(),
+        match self.status {
+            EnvStatus::Degraded | EnvStatus::Promoting => true,
+            EnvStatus::Pending => self.approved_by.is_some(),
             _ => false,
         }
+    }
+
+    /// The run serves here now.
+    pub fn serving(&self) -> bool {
+        self.status == EnvStatus::Healthy
     }
 }
 
@@ -200,6 +298,97 @@ pub struct Effect {
     pub result: Option<String>,
 }
 
+/// Something recorded on a run that does not change its stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Event {
+    /// The Hub reported a new job status.
+    JobStatus,
+    /// An environment's promotion failed in some regions.
+    #[serde(
+        alias = "dev_degraded",
+        alias = "test_degraded",
+        alias = "prod_degraded"
+    )]
+    EnvironmentDegraded,
+    /// A promotion was refused before any call: no free deployment slot.
+    PromotionRefused,
+    /// A newer release of the project replaced this run in an environment.
+    Superseded,
+    /// A signed approval was refused.
+    ApprovalRefused,
+    /// A signed approval was accepted.
+    ApprovalAccepted,
+    /// An environment was rolled back.
+    Rollback,
+    /// A message about the run was dead-lettered.
+    DeadLettered,
+    /// A step kept failing.
+    Stalled,
+    /// An operator asked for a retry.
+    Retry,
+    /// An operator cleared a stall on a run that owes no step.
+    StallCleared,
+    /// The run waits for a capacity slot (a Hub evaluation slot, a training slot).
+    Waiting,
+    /// The Hub refused a job for its limits; the run went back to the queue.
+    Requeued,
+    /// Hub files the run no longer needs were deleted.
+    FilesDeleted,
+}
+
+impl Event {
+    /// The snake_case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::JobStatus => "job_status",
+            Event::EnvironmentDegraded => "environment_degraded",
+            Event::PromotionRefused => "promotion_refused",
+            Event::Superseded => "superseded",
+            Event::ApprovalRefused => "approval_refused",
+            Event::ApprovalAccepted => "approval_accepted",
+            Event::Rollback => "rollback",
+            Event::DeadLettered => "dead_lettered",
+            Event::Stalled => "stalled",
+            Event::Retry => "retry",
+            Event::StallCleared => "stall_cleared",
+            Event::Waiting => "waiting",
+            Event::Requeued => "requeued",
+            Event::FilesDeleted => "files_deleted",
+        }
+    }
+}
+
+/// What a history line records: a new stage, or an event at the current one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Step {
+    /// The run moved to this stage.
+    Stage(Stage),
+    /// Something happened without a stage change.
+    Event(Event),
+    /// A line written by another version of fthub that this one does not know; kept as it
+    /// is so the document still reads.
+    Other(String),
+}
+
+impl Step {
+    /// The snake_case name.
+    pub fn name(&self) -> &str {
+        match self {
+            Step::Stage(s) => s.name(),
+            Step::Event(e) => e.name(),
+            Step::Other(o) => o,
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A recorded transition; the audit log gets the same line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
@@ -209,10 +398,13 @@ pub struct Transition {
     pub actor: String,
     /// Run.
     pub run_id: String,
-    /// Stage before.
-    pub from: Option<String>,
-    /// Stage after.
-    pub to: String,
+    /// The run's project (absent on lines written before projects were recorded).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub project: String,
+    /// Stage before (absent for an event).
+    pub from: Option<Stage>,
+    /// Stage after, or the event.
+    pub to: Step,
     /// Why.
     pub detail: String,
 }
@@ -261,7 +453,7 @@ pub struct Run {
     pub evaluation: Option<EvaluationSummary>,
     /// Per environment.
     #[serde(default)]
-    pub environments: BTreeMap<String, EnvironmentState>,
+    pub environments: BTreeMap<Env, EnvironmentState>,
     /// Approval nonces already used.
     #[serde(default)]
     pub used_nonces: Vec<String>,
@@ -283,6 +475,13 @@ pub struct Run {
     /// Set when the run needs a person: a dead-lettered message or a step that kept failing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stalled: Option<Stall>,
+    /// When the run joined the Hub's training queue (its order within its project).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queued_at: Option<DateTime<Utc>>,
+    /// What the run is waiting for, while it waits for capacity (a training slot, a Hub
+    /// evaluation slot); shown in every view.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
 }
 
 /// A durable evaluation's progress: its plan, the batches stored so far (over every model
@@ -357,7 +556,63 @@ pub fn run_id(project: &str, submission: &str, file_digests: &[String]) -> Strin
     )
 }
 
+/// What a new run is made of; the rest of a [`Run`] starts empty.
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    /// Run id.
+    pub id: String,
+    /// Project.
+    pub project: String,
+    /// Submission.
+    pub submission: String,
+    /// Submitter.
+    pub submitted_by: String,
+    /// The manifest as received.
+    pub manifest: Manifest,
+    /// Base model.
+    pub base_model: String,
+    /// Digest over all data files.
+    pub data_digest: String,
+    /// Data files.
+    pub files: Vec<DataFile>,
+}
+
 impl Run {
+    /// A run at `stage`, created at `now`, with nothing done yet.
+    pub fn new(n: NewRun, stage: Stage, now: DateTime<Utc>) -> Self {
+        Self {
+            id: n.id,
+            project: n.project,
+            submission: n.submission,
+            submitted_by: n.submitted_by,
+            created_at: now,
+            updated_at: now,
+            manifest: n.manifest,
+            base_model: n.base_model,
+            data_digest: n.data_digest,
+            files: n.files,
+            stage,
+            validation: None,
+            hub_files: BTreeMap::new(),
+            job_id: None,
+            job_status: None,
+            fine_tuned_model: None,
+            trained_tokens: None,
+            metrics: None,
+            evaluation: None,
+            environments: BTreeMap::new(),
+            used_nonces: Vec::new(),
+            effects: BTreeMap::new(),
+            history: Vec::new(),
+            flags: Vec::new(),
+            eval_progress: None,
+            retry: None,
+            stalled: None,
+            queued_at: None,
+            waiting: None,
+        }
+    }
+
     /// Moves to `to`, recording the transition; returns the audit line.
     pub fn transition(
         &mut self,
@@ -370,8 +625,9 @@ impl Run {
             time: now,
             actor: actor.to_owned(),
             run_id: self.id.clone(),
-            from: Some(self.stage.name().to_owned()),
-            to: to.name().to_owned(),
+            project: self.project.clone(),
+            from: Some(self.stage),
+            to: Step::Stage(to),
             detail: detail.into(),
         };
         self.stage = to;
@@ -384,7 +640,7 @@ impl Run {
     pub fn note(
         &mut self,
         actor: &str,
-        what: &str,
+        what: Event,
         detail: impl Into<String>,
         now: DateTime<Utc>,
     ) -> Transition {
@@ -392,8 +648,9 @@ impl Run {
             time: now,
             actor: actor.to_owned(),
             run_id: self.id.clone(),
+            project: self.project.clone(),
             from: None,
-            to: what.to_owned(),
+            to: Step::Event(what),
             detail: detail.into(),
         };
         self.updated_at = now;
@@ -413,15 +670,34 @@ impl Run {
     /// environment whose promotion is approved but not yet healthy everywhere. The
     /// reconciler walks exactly these runs.
     pub fn is_active(&self) -> bool {
-        self.stage.is_pipeline_step() || self.environments.values().any(EnvironmentState::owed)
+        (self.stage.is_pipeline_step() && !self.blocked())
+            || self.environments.values().any(EnvironmentState::owed)
     }
 
-    /// Environments the run serves in.
-    pub fn reached(&self) -> Vec<String> {
+    /// Passed evaluation but its Dev promotion was refused for capacity: it waits for a
+    /// person (free a slot, then `fthub runs retry`), not for the reconciler.
+    pub fn blocked(&self) -> bool {
+        self.stage == Stage::Evaluated
+            && self
+                .environments
+                .get(&Env::Dev)
+                .is_some_and(|e| e.status == EnvStatus::Refused)
+    }
+
+    /// Environments the run serves in now.
+    pub fn serving(&self) -> Vec<Env> {
         self.environments
             .iter()
-            .filter(|(_, e)| e.status == "healthy")
-            .map(|(k, _)| k.clone())
+            .filter(|(_, e)| e.serving())
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// Environments the run has reached (served in at some point, even if replaced since).
+    pub fn reached(&self) -> Vec<Env> {
+        Env::ALL
+            .into_iter()
+            .filter(|e| self.stage >= e.stage() && self.stage <= Stage::Prod)
             .collect()
     }
 }

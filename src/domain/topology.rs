@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-/// The environments, in promotion order.
-pub const ENVIRONMENTS: [&str; 3] = ["dev", "test", "prod"];
+use super::env::Env;
+use super::project::{self, BadProjectName, ProjectSettings};
 
 /// One Azure OpenAI account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +25,14 @@ pub struct Account {
     pub endpoint: String,
     /// ARM resource id.
     pub resource_id: String,
+    /// Fine-tuned deployments this account may hold (Azure's default is 5; raise it here when
+    /// a quota increase was granted).
+    #[serde(default = "default_slots")]
+    pub deployment_slots: usize,
+}
+
+fn default_slots() -> usize {
+    5
 }
 
 /// An approver: a name and an Ed25519 public key (base64 of the 32 bytes).
@@ -135,13 +143,55 @@ impl Default for Defaults {
     }
 }
 
+/// The Hub's own limits (Azure's per-resource defaults): the pipeline plans within them
+/// instead of discovering them as errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HubLimits {
+    /// Fine-tuning jobs running at once.
+    pub running_jobs: usize,
+    /// Fine-tuning jobs queued on the Hub behind the running ones.
+    pub queued_jobs: usize,
+    /// Fine-tuning files the resource holds.
+    pub files: usize,
+    /// Total bytes of fine-tuning files the resource holds.
+    pub file_bytes: u64,
+    /// Hours a run's Hub files are kept after the run stops needing them (0: deleted at once).
+    pub file_retention_hours: u64,
+}
+
+impl Default for HubLimits {
+    fn default() -> Self {
+        Self {
+            running_jobs: 1,
+            queued_jobs: 20,
+            files: 50,
+            file_bytes: 1024 * 1024 * 1024,
+            file_retention_hours: 0,
+        }
+    }
+}
+
+impl HubLimits {
+    /// Jobs the Hub takes at once, running or queued.
+    pub fn job_slots(&self) -> usize {
+        self.running_jobs + self.queued_jobs
+    }
+}
+
 /// The whole topology.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Topology {
     /// The Hub.
     pub hub: Account,
     /// Environments by name.
-    pub environments: BTreeMap<String, Environment>,
+    pub environments: BTreeMap<Env, Environment>,
+    /// Projects with settings of their own (a project not listed runs with the defaults).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub projects: BTreeMap<String, ProjectSettings>,
+    /// The Hub's job and file limits.
+    #[serde(default)]
+    pub hub_limits: HubLimits,
     /// ARM base URL.
     #[serde(default = "default_arm")]
     pub arm_endpoint: String,
@@ -202,11 +252,44 @@ pub enum TopologyError {
     /// An approver has no usable key.
     #[error("approver {name:?} in {env} has no valid Ed25519 public key")]
     ApproverKey {
-        /// Environment.
+        /// Environment (and project, for a project's own approvers).
         env: String,
         /// Approver.
         name: String,
     },
+    /// A project listed under `projects` has a name no dataset path could carry.
+    #[error("projects: {0}")]
+    Project(#[from] BadProjectName),
+    /// The deployment name template would give every project the same deployment.
+    #[error(
+        "deployment.name_template {0:?} must contain {{project}}: each project needs its own deployment"
+    )]
+    NameTemplate(String),
+    /// A limit that would stop the pipeline altogether.
+    #[error("{what} must be at least 1")]
+    Limit {
+        /// Which limit.
+        what: String,
+    },
+}
+
+fn check_approvers(env: &str, approvers: &[Approver]) -> Result<(), TopologyError> {
+    let mut seen = BTreeSet::new();
+    for a in approvers {
+        if !seen.insert(a.name.as_str()) {
+            return Err(TopologyError::Duplicate {
+                what: "approver",
+                name: a.name.clone(),
+            });
+        }
+        if super::approval::parse_public_key(&a.public_key).is_none() {
+            return Err(TopologyError::ApproverKey {
+                env: env.into(),
+                name: a.name.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Topology {
@@ -227,15 +310,15 @@ impl Topology {
     /// See [`TopologyError`].
     pub fn validate(&self) -> Result<(), TopologyError> {
         let mut names = BTreeSet::from([self.hub.name.clone()]);
-        for env in ENVIRONMENTS {
+        for env in Env::ALL {
             let e = self
                 .environments
-                .get(env)
-                .ok_or_else(|| TopologyError::MissingEnvironment(env.into()))?;
+                .get(&env)
+                .ok_or_else(|| TopologyError::MissingEnvironment(env.name().into()))?;
             let regions: BTreeSet<&str> = e.spokes.iter().map(|s| s.region.as_str()).collect();
             if regions.len() < 2 && !e.allow_single_region {
                 return Err(TopologyError::TooFewRegions {
-                    env: env.into(),
+                    env: env.name().into(),
                     regions: regions.len(),
                 });
             }
@@ -246,21 +329,33 @@ impl Topology {
                         name: s.name.clone(),
                     });
                 }
+                if s.deployment_slots == 0 {
+                    return Err(TopologyError::Limit {
+                        what: format!("deployment_slots of {}", s.name),
+                    });
+                }
             }
-            let mut approvers = BTreeSet::new();
-            for a in &e.approvers {
-                if !approvers.insert(a.name.as_str()) {
-                    return Err(TopologyError::Duplicate {
-                        what: "approver",
-                        name: a.name.clone(),
-                    });
-                }
-                if super::approval::parse_public_key(&a.public_key).is_none() {
-                    return Err(TopologyError::ApproverKey {
-                        env: env.into(),
-                        name: a.name.clone(),
-                    });
-                }
+            check_approvers(env.name(), &e.approvers)?;
+        }
+        for (name, p) in &self.projects {
+            project::check(name)?;
+            for (env, approvers) in &p.approvers {
+                check_approvers(&format!("{env} of project {name}"), approvers)?;
+            }
+        }
+        if !self.deployment.name_template.contains("{project}") {
+            return Err(TopologyError::NameTemplate(
+                self.deployment.name_template.clone(),
+            ));
+        }
+        let l = &self.hub_limits;
+        for (what, n) in [
+            ("hub_limits.running_jobs", l.running_jobs),
+            ("hub_limits.files", l.files),
+            ("hub.deployment_slots", self.hub.deployment_slots),
+        ] {
+            if n == 0 {
+                return Err(TopologyError::Limit { what: what.into() });
             }
         }
         self.check_keepalive()
@@ -300,10 +395,46 @@ impl Topology {
     }
 
     /// Spokes of an environment.
-    pub fn spokes(&self, env: &str) -> &[Account] {
+    pub fn spokes(&self, env: Env) -> &[Account] {
         self.environments
-            .get(env)
+            .get(&env)
             .map_or(&[], |e| e.spokes.as_slice())
+    }
+
+    /// The environment and Spoke of a Spoke account.
+    pub fn spoke(&self, account: &str) -> Option<(Env, &Account)> {
+        self.environments
+            .iter()
+            .flat_map(|(env, e)| e.spokes.iter().map(move |s| (*env, s)))
+            .find(|(_, s)| s.name == account)
+    }
+
+    /// A project's settings: its own when the topology lists it, else the defaults.
+    pub fn project(&self, name: &str) -> ProjectSettings {
+        self.projects.get(name).cloned().unwrap_or_default()
+    }
+
+    /// Who may approve `project` into `env`: the project's own approvers for that
+    /// environment when it has any, else the environment's.
+    pub fn approvers(&self, env: Env, project: &str) -> &[Approver] {
+        match self
+            .projects
+            .get(project)
+            .and_then(|p| p.approvers.get(&env))
+        {
+            Some(own) => own,
+            None => self
+                .environments
+                .get(&env)
+                .map_or(&[], |e| e.approvers.as_slice()),
+        }
+    }
+
+    /// A run's acceptance thresholds: its manifest's, else its project's, else the defaults.
+    pub fn thresholds(&self, project: &str, manifest: Option<Thresholds>) -> Thresholds {
+        manifest
+            .or_else(|| self.projects.get(project).and_then(|p| p.thresholds))
+            .unwrap_or(self.defaults.thresholds)
     }
 
     /// The account with this name (Hub or Spoke).
@@ -341,25 +472,26 @@ impl Topology {
             resource_id: format!(
                 "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{name}"
             ),
+            deployment_slots: default_slots(),
         };
         let approver = |name: &str, key: &str| Approver {
             name: name.into(),
             public_key: key.into(),
         };
         let mut environments = BTreeMap::new();
-        for env in ENVIRONMENTS {
+        for env in Env::ALL {
             let spokes = LOCAL_ACCOUNTS
                 .iter()
                 .filter(|a| a.0.starts_with(&format!("{env}-")))
                 .map(|a| account(*a))
                 .collect();
             let approvers = match env {
-                "test" => vec![approver("quality-lead", LOCAL_TEST_APPROVER_KEY)],
-                "prod" => vec![approver("release-manager", LOCAL_PROD_APPROVER_KEY)],
-                _ => vec![],
+                Env::Test => vec![approver("quality-lead", LOCAL_TEST_APPROVER_KEY)],
+                Env::Prod => vec![approver("release-manager", LOCAL_PROD_APPROVER_KEY)],
+                Env::Dev => vec![],
             };
             environments.insert(
-                env.to_owned(),
+                env,
                 Environment {
                     spokes,
                     approvers,
@@ -370,6 +502,8 @@ impl Topology {
         Self {
             hub: account(LOCAL_ACCOUNTS[0]),
             environments,
+            projects: BTreeMap::new(),
+            hub_limits: HubLimits::default(),
             arm_endpoint: format!("{base}/arm"),
             deployment: DeploymentSettings::default(),
             keepalive_schedule: default_keepalive(),
@@ -463,7 +597,7 @@ mod tests {
     fn an_environment_with_one_region_is_refused_unless_overridden() {
         let mut t = local();
         t.environments
-            .get_mut("test")
+            .get_mut(&Env::Test)
             .expect("test")
             .spokes
             .truncate(1);
@@ -472,7 +606,7 @@ mod tests {
             Err(TopologyError::TooFewRegions { .. })
         ));
         t.environments
-            .get_mut("test")
+            .get_mut(&Env::Test)
             .expect("test")
             .allow_single_region = true;
         assert!(t.validate().is_ok());
@@ -493,16 +627,16 @@ mod tests {
     #[test]
     fn duplicate_names_and_approvers_without_keys_are_refused() {
         let mut t = local();
-        let dup = t.environments["dev"].spokes[0].clone();
+        let dup = t.environments[&Env::Dev].spokes[0].clone();
         t.environments
-            .get_mut("prod")
+            .get_mut(&Env::Prod)
             .expect("prod")
             .spokes
             .push(dup);
         assert!(matches!(t.validate(), Err(TopologyError::Duplicate { .. })));
         let mut t = local();
         t.environments
-            .get_mut("prod")
+            .get_mut(&Env::Prod)
             .expect("prod")
             .approvers
             .push(Approver {
@@ -514,7 +648,7 @@ mod tests {
             Err(TopologyError::ApproverKey { .. })
         ));
         let mut t = local();
-        t.environments.remove("test");
+        t.environments.remove(&Env::Test);
         assert!(matches!(
             t.validate(),
             Err(TopologyError::MissingEnvironment(_))

@@ -8,11 +8,11 @@
 //!   redelivered); retryable failures answer 500 and Service Bus redelivers up to its
 //!   `MaxDeliveryCount`, then dead-letters.
 
+use crate::app::AppState;
 use crate::domain::approval::SignedApproval;
 use crate::error::FunctionError;
 use crate::host::trigger::ServiceBusMessage;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 
 use super::FunctionSpec;
 
@@ -37,5 +37,5 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         FunctionError::terminal("malformed_approval", format!("not a signed approval: {e}"))
     })?;
     let emitted = state.pipeline.apply_approval(&signed).await?;
-    Ok(super::emit(emitted, None))
+    Ok(super::emit(emitted, &SPEC))
 }

@@ -8,11 +8,11 @@
 //! - Retries: an unknown event type, a blob outside `datasets/` or a name that escapes its
 //!   container is terminal (recorded, never retried).
 
+use crate::app::AppState;
 use crate::domain::dataset_path::DatasetPath;
 use crate::error::FunctionError;
 use crate::host::trigger::{BLOB_CREATED, EventGridEvent};
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 use crate::services::pipeline::Emitted;
 
 use super::FunctionSpec;
@@ -53,5 +53,5 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         let e = state.pipeline.on_dataset_blob(&name).await?;
         out.notifications.extend(e.notifications);
     }
-    Ok(super::emit(out, None))
+    Ok(super::emit(out, &SPEC))
 }

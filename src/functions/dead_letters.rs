@@ -10,10 +10,10 @@
 //! - Retries: a dead letter naming no run is terminal (recorded in the rejections trail and
 //!   completed); storage failures are retried (a dead-letter subqueue never dead-letters).
 
+use crate::app::AppState;
 use crate::error::FunctionError;
 use crate::host::trigger::ServiceBusMessage;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 use crate::services::pipeline::DeadLetter;
 
 use super::FunctionSpec;
@@ -68,5 +68,5 @@ pub async fn run(
             description: &description,
         })
         .await?;
-    Ok(super::emit(emitted, None))
+    Ok(super::emit(emitted, &TRAINING_COMPLETED))
 }

@@ -6,10 +6,10 @@
 //! - Purpose: ping every fine-tuned deployment.
 //! - Retries: a failed run is not retried; the next occurrence runs again.
 
+use crate::app::AppState;
 use crate::error::FunctionError;
 use crate::host::trigger::TimerInfo;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 
 use super::FunctionSpec;
 
@@ -30,5 +30,5 @@ pub const SPEC: FunctionSpec = FunctionSpec {
 pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
     TimerInfo::decode(inv, SPEC.trigger)?;
     let emitted = state.pipeline.keep_warm().await?;
-    Ok(super::emit(emitted, None))
+    Ok(super::emit(emitted, &SPEC))
 }

@@ -14,9 +14,10 @@ pub mod training_monitor;
 
 use serde_json::{Value, json};
 
+use crate::app::AppState;
+use crate::domain::messages::Message;
 use crate::error::FunctionError;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 use crate::services::pipeline::Emitted;
 
 /// What the handler knows about one function; checked against its function.json by test.
@@ -73,31 +74,64 @@ pub async fn dispatch(
     })
 }
 
-/// Puts what a pipeline step emitted on the function's outputs: notifications on the
-/// topic, follow-up messages on the queue output named `next`.
-pub(crate) fn emit(emitted: Emitted, next: Option<&str>) -> InvokeResponse {
-    let mut resp = InvokeResponse::default();
-    let count = emitted.notifications.len() + emitted.next.len();
-    if !emitted.notifications.is_empty() {
-        resp.outputs
-            .insert("notifications".into(), Value::Array(emitted.notifications));
+/// The output binding each queue message goes to, by the queue it is for.
+fn output_of(m: &Message) -> &'static str {
+    match m {
+        Message::TrainingCompleted { .. } => "trainingCompleted",
+        Message::EvaluationCompleted { .. } => "evaluationCompleted",
     }
-    if let Some(name) = next
-        && !emitted.next.is_empty()
-    {
-        resp.outputs.insert(name.into(), Value::Array(emitted.next));
+}
+
+/// Puts what a pipeline step emitted on the function's outputs: notifications on the
+/// topic, each queue message on the output of its queue. A message for a queue the
+/// function has no output for is left to the reconciler, which re-drives every idle step.
+pub(crate) fn emit(emitted: Emitted, spec: &FunctionSpec) -> InvokeResponse {
+    let mut resp = InvokeResponse::default();
+    let mut count = 0;
+    if !emitted.notifications.is_empty() && spec.outputs.contains(&"notifications") {
+        count += emitted.notifications.len();
+        let values = emitted
+            .notifications
+            .iter()
+            .filter_map(|n| serde_json::to_value(n).ok())
+            .collect();
+        resp.outputs
+            .insert("notifications".into(), Value::Array(values));
+    }
+    for m in &emitted.next {
+        let out = output_of(m);
+        if !spec.outputs.contains(&out) {
+            tracing::debug!(
+                output = out,
+                run_id = m.run_id(),
+                "No output for this message here; the reconciler re-drives the step."
+            );
+            continue;
+        }
+        count += 1;
+        let slot = resp
+            .outputs
+            .entry(out.to_owned())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let (Value::Array(list), Ok(v)) = (slot, serde_json::to_value(m)) {
+            list.push(v);
+        }
     }
     resp.log(format!("{count} message(s) emitted"))
 }
 
-/// The `run_id` of a pipeline message.
-pub(crate) fn run_id_of(inv: &Invocation, trigger: &str) -> Result<String, FunctionError> {
+/// The pipeline message a Service Bus trigger delivered; a body from an earlier version
+/// (`{run_id}` with no type) is read as `fallback`.
+pub(crate) fn message_of(
+    inv: &Invocation,
+    trigger: &str,
+    fallback: impl FnOnce(String) -> Message,
+) -> Result<Message, FunctionError> {
     let msg = crate::host::trigger::ServiceBusMessage::decode(inv, trigger)?;
-    let body = msg.json_object()?;
-    body.get("run_id")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| FunctionError::terminal("malformed_payload", "the message has no run_id"))
+    let body = Value::Object(msg.json_object()?);
+    Message::decode(&body, fallback).map_err(|e| {
+        FunctionError::terminal("malformed_payload", format!("not a pipeline message: {e}"))
+    })
 }
 
 /// The `res` output for an HTML page (`statusCode`, string headers, body as text so the

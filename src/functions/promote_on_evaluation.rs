@@ -8,9 +8,10 @@
 //!   redelivered); retryable failures answer 500 and Service Bus redelivers up to its
 //!   `MaxDeliveryCount`, then dead-letters.
 
+use crate::app::AppState;
+use crate::domain::messages::Message;
 use crate::error::FunctionError;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 
 use super::FunctionSpec;
 
@@ -29,7 +30,10 @@ pub const SPEC: FunctionSpec = FunctionSpec {
 /// # Errors
 /// Terminal for a message without `run_id`; retryable (degraded) when a region failed.
 pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
-    let run_id = super::run_id_of(inv, SPEC.trigger)?;
-    let emitted = state.pipeline.promote_to_dev(&run_id).await?;
-    Ok(super::emit(emitted, None))
+    let msg = super::message_of(inv, SPEC.trigger, |run_id| Message::EvaluationCompleted {
+        run_id,
+        passed: true,
+    })?;
+    let emitted = state.pipeline.promote_to_dev(msg.run_id()).await?;
+    Ok(super::emit(emitted, &SPEC))
 }

@@ -10,10 +10,10 @@
 
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::error::FunctionError;
 use crate::host::trigger::HttpRequestData;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 use crate::services::status;
 
 use super::{ALL, FunctionSpec, html_response, http_response};
@@ -47,14 +47,19 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         .iter()
         .any(|(k, v)| k.eq_ignore_ascii_case("accept") && v.contains("text/html"));
     if parts.first() == Some(&"ui") || (parts.is_empty() && wants_html) {
-        let (code, html) = status::page(store, path, &dashboard_base(&req))
-            .await?
-            .unwrap_or_else(|| {
-                (
-                    404,
-                    crate::views::page("Not found", "", "<p>No such page.</p>"),
-                )
-            });
+        let (code, html) = status::page(
+            store,
+            Some(&state.pipeline.topology),
+            path,
+            &dashboard_base(&req),
+        )
+        .await?
+        .unwrap_or_else(|| {
+            (
+                404,
+                crate::views::page("Not found", "", "<p>No such page.</p>"),
+            )
+        });
         let mut resp = InvokeResponse::default();
         resp.outputs
             .insert("res".into(), html_response(code, &html));

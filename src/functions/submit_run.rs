@@ -11,10 +11,10 @@
 
 use serde_json::json;
 
+use crate::app::AppState;
 use crate::error::FunctionError;
 use crate::host::trigger::HttpRequestData;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 
 use super::{FunctionSpec, http_response};
 
@@ -62,7 +62,7 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         202,
         &json!({"project": project, "submission": submission, "events": emitted.notifications}),
     );
-    let mut resp = super::emit(emitted, None);
+    let mut resp = super::emit(emitted, &SPEC);
     resp.outputs.insert("res".into(), res);
     Ok(resp)
 }
@@ -112,7 +112,7 @@ async fn operate(
             ));
         }
     };
-    let mut resp = super::emit(emitted, None);
+    let mut resp = super::emit(emitted, &SPEC);
     resp.outputs.insert("res".into(), http_response(200, &body));
     Ok(resp)
 }

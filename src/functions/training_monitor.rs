@@ -6,10 +6,10 @@
 //! - Purpose: poll running fine-tuning jobs.
 //! - Retries: a failed run is not retried; the next occurrence runs again.
 
+use crate::app::AppState;
 use crate::error::FunctionError;
 use crate::host::trigger::TimerInfo;
 use crate::host::{Invocation, InvokeResponse};
-use crate::server::AppState;
 
 use super::FunctionSpec;
 
@@ -30,5 +30,5 @@ pub const SPEC: FunctionSpec = FunctionSpec {
 pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
     TimerInfo::decode(inv, SPEC.trigger)?;
     let emitted = state.pipeline.monitor_training().await?;
-    Ok(super::emit(emitted, Some("trainingCompleted")))
+    Ok(super::emit(emitted, &SPEC))
 }

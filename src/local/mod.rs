@@ -162,11 +162,23 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
         None => StoreSpec::from_settings(|k| app.settings.get(k).cloned(), &home),
     }
     .map_err(|e| DevError::Storage(e.to_string()))?;
+    let version = app
+        .settings
+        .get("FTHUB_STORAGE_API_VERSION")
+        .cloned()
+        .or_else(|| std::env::var("FTHUB_STORAGE_API_VERSION").ok())
+        .unwrap_or_else(|| crate::adapters::azure::storage::DEFAULT_API_VERSION.to_owned());
     let store = spec
-        .open(crate::adapters::azure::credential::Entra::from_env)
+        .open(
+            &version,
+            crate::adapters::azure::credential::Entra::from_env,
+        )
         .map_err(|e| DevError::Storage(e.to_string()))?;
     // The host and the pipeline need these; in Azure the infrastructure creates them.
-    for c in crate::config::CONTAINERS.iter().chain([&HOSTS_CONTAINER]) {
+    for c in crate::app::settings::CONTAINERS
+        .iter()
+        .chain([&HOSTS_CONTAINER])
+    {
         store
             .ensure_container(c)
             .await

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use super::{inventory, runs};
+use crate::domain::env::Env;
+use crate::domain::inventory::AccountRecord;
+use crate::domain::queue::Ledger;
 use crate::domain::topology::Topology;
 use crate::ports::{BlobError, BlobStore};
 
@@ -53,6 +56,11 @@ pub async fn view(
         }
         ["runs", id] => match runs::get(store, id).await? {
             Some((run, _)) => {
+                let position = if run.stage == crate::domain::run::Stage::Queued {
+                    ledger(store).await?.position(&run.id)
+                } else {
+                    None
+                };
                 let parent = match &run.manifest.parent_run {
                     Some(p) => runs::get(store, p).await?.map(|(p, _)| {
                         json!({"id": p.id, "data_digest": p.data_digest, "hyperparameters": p.manifest.hyperparameters,
@@ -62,34 +70,19 @@ pub async fn view(
                 };
                 (
                     200,
-                    json!({"run": run, "parent": parent, "reports": format!("reports/{}/", run.id)}),
+                    json!({"run": run, "parent": parent, "queue_position": position, "reports": format!("reports/{}/", run.id)}),
                 )
             }
             None => (404, json!({"error": "not_found", "run": id})),
         },
-        ["environments"] => {
-            let (inv, _) = inventory::load(store).await?;
-            (200, json!({"environments": inv.environments}))
-        }
-        ["endpoints"] => {
-            let (inv, _) = inventory::load(store).await?;
-            let mut out = serde_json::Map::new();
-            for (env, e) in &inv.environments {
-                let healthy: Vec<_> = e
-                    .regions
-                    .values()
-                    .filter(|x| x.health == "healthy" || x.health == "restored")
-                    .map(|x| {
-                        let endpoint = topology
-                            .and_then(|t| t.account(&x.account))
-                            .map(|a| a.endpoint.clone());
-                        json!({"region": x.region, "account": x.account, "endpoint": endpoint, "deployment": x.deployment})
-                    })
-                    .collect();
-                out.insert(env.clone(), json!(healthy));
-            }
-            (200, json!({"endpoints": out}))
-        }
+        ["environments"] => (200, environments(store, topology).await?),
+        ["endpoints"] => (200, endpoints(store, topology).await?),
+        ["projects"] => (200, projects(store, topology).await?),
+        ["projects", name] => match project(store, topology, name).await? {
+            Some(v) => (200, v),
+            None => (404, json!({"error": "not_found", "project": name})),
+        },
+        ["capacity"] => (200, capacity(store, topology).await?),
         ["audit"] => {
             let day = query
                 .get("day")
@@ -116,9 +109,185 @@ pub const DEFAULT_PAGE: usize = 50;
 
 /// A run as a listing shows it.
 pub fn run_summary(r: &crate::domain::run::Run) -> Value {
+    let serving: Vec<&str> = r.serving().into_iter().map(Env::name).collect();
     json!({"id": r.id, "project": r.project, "submission": r.submission, "stage": r.stage, "submitted_by": r.submitted_by,
            "created_at": r.created_at, "updated_at": r.updated_at, "model": r.fine_tuned_model, "flags": r.flags,
-           "stalled": r.stalled})
+           "serving": serving, "waiting": r.waiting, "stalled": r.stalled})
+}
+
+/// The Hub's ledger (job slots, files, queue order).
+///
+/// # Errors
+/// Storage failures; a ledger that does not decode.
+pub async fn ledger(store: &dyn BlobStore) -> Result<Ledger, BlobError> {
+    Ok(super::docs::read(store, runs::STATE, "hub/ledger.json")
+        .await?
+        .map(|(l, _)| l)
+        .unwrap_or_default())
+}
+
+/// Every account record: laid out by the topology when there is one, else every record in
+/// storage by account name (the CLI reading storage without the topology).
+async fn accounts(
+    store: &dyn BlobStore,
+    topology: Option<&Topology>,
+) -> Result<Vec<(Option<Env>, String, String, AccountRecord, Option<usize>)>, BlobError> {
+    if let Some(t) = topology {
+        let e = inventory::estate(store, t).await?;
+        return Ok(e
+            .spokes
+            .into_iter()
+            .map(|(env, a, r)| {
+                (
+                    Some(env),
+                    a.region.clone(),
+                    a.name.clone(),
+                    r,
+                    Some(a.deployment_slots),
+                )
+            })
+            .collect());
+    }
+    let mut out = Vec::new();
+    for p in store.list(runs::STATE, "inventory/accounts/").await? {
+        let Some(name) = p
+            .name
+            .strip_prefix("inventory/accounts/")
+            .and_then(|n| n.strip_suffix(".json"))
+        else {
+            continue;
+        };
+        out.push((
+            None,
+            String::new(),
+            name.to_owned(),
+            inventory::account(store, name).await?,
+            None,
+        ));
+    }
+    Ok(out)
+}
+
+/// `status/environments`: every managed deployment per Spoke (project × environment ×
+/// region), what fthub does not manage there, and the slots in use.
+async fn environments(
+    store: &dyn BlobStore,
+    topology: Option<&Topology>,
+) -> Result<Value, BlobError> {
+    let mut out = serde_json::Map::new();
+    for (env, region, account, r, limit) in accounts(store, topology).await? {
+        if topology.is_some_and(|t| t.hub.name == account) {
+            continue;
+        }
+        let key = env.map_or("unknown", Env::name).to_owned();
+        let entry = out.entry(key).or_insert_with(|| json!({}));
+        let deployments: Vec<&crate::domain::inventory::Deployment> =
+            r.deployments.values().collect();
+        entry[if region.is_empty() {
+            account.clone()
+        } else {
+            region.clone()
+        }] = json!({
+            "account": account, "region": region, "deployments": deployments, "unmanaged": r.unmanaged,
+            "slots": {"used": r.used(), "limit": limit}, "listed_at": r.listed_at,
+        });
+    }
+    Ok(json!({"environments": out}))
+}
+
+/// `status/endpoints`: the healthy regional endpoints per project and environment — a
+/// gateway's backend pool per project.
+async fn endpoints(store: &dyn BlobStore, topology: Option<&Topology>) -> Result<Value, BlobError> {
+    let mut out: BTreeMap<String, BTreeMap<&'static str, Vec<Value>>> = BTreeMap::new();
+    for (env, region, account, r, _) in accounts(store, topology).await? {
+        let Some(env) = env else { continue };
+        for d in r.deployments.values().filter(|d| d.health.serves()) {
+            let endpoint = topology
+                .and_then(|t| t.account(&account))
+                .map(|a| a.endpoint.clone());
+            out.entry(d.project.clone()).or_default().entry(env.name()).or_default().push(
+                json!({"region": region, "account": account, "endpoint": endpoint, "deployment": d.deployment, "run_id": d.run_id, "model": d.model}),
+            );
+        }
+    }
+    Ok(json!({"endpoints": out}))
+}
+
+/// `status/projects`: every project with its current release per environment.
+async fn projects(store: &dyn BlobStore, topology: Option<&Topology>) -> Result<Value, BlobError> {
+    let records = inventory::projects(store).await?;
+    let mut names: std::collections::BTreeSet<String> = records.keys().cloned().collect();
+    if let Some(t) = topology {
+        names.extend(t.projects.keys().cloned());
+    }
+    let list: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let rec = records.get(name).cloned().unwrap_or_default();
+            let current: BTreeMap<&str, Option<&crate::domain::inventory::Release>> =
+                Env::ALL.iter().map(|e| (e.name(), rec.current(*e))).collect();
+            json!({"name": name, "deployment": topology.map(|t| t.deployment_name(name)), "current": current})
+        })
+        .collect();
+    Ok(json!({"projects": list}))
+}
+
+/// `status/projects/{name}`: a project's releases per environment (newest last), its
+/// deployments, and its newest runs.
+async fn project(
+    store: &dyn BlobStore,
+    topology: Option<&Topology>,
+    name: &str,
+) -> Result<Option<Value>, BlobError> {
+    let rec = inventory::project(store, name).await?;
+    let filter = runs::Filter {
+        project: Some(name.to_owned()),
+        ..runs::Filter::default()
+    };
+    let recent = runs::page(store, &filter, 20, None).await?;
+    let listed = topology.is_some_and(|t| t.projects.contains_key(name));
+    if rec.releases.is_empty() && recent.runs.is_empty() && !listed {
+        return Ok(None);
+    }
+    let mut deployments = Vec::new();
+    for (env, region, account, r, _) in accounts(store, topology).await? {
+        for d in r.deployments.values().filter(|d| d.project == name) {
+            deployments.push(
+                json!({"environment": env, "region": region, "account": account, "deployment": d}),
+            );
+        }
+    }
+    let runs: Vec<Value> = recent.runs.iter().map(run_summary).collect();
+    Ok(Some(json!({
+        "name": name, "deployment": topology.map(|t| t.deployment_name(name)),
+        "settings": topology.map(|t| t.project(name)),
+        "releases": rec.releases, "deployments": deployments, "runs": runs,
+    })))
+}
+
+/// `status/capacity`: slots used per Spoke and on the Hub, the Hub's job slots, files and
+/// queue, and the evaluations waiting for a Hub slot.
+async fn capacity(store: &dyn BlobStore, topology: Option<&Topology>) -> Result<Value, BlobError> {
+    let mut spokes = Vec::new();
+    let mut hub = Value::Null;
+    for (env, region, account, r, limit) in accounts(store, topology).await? {
+        spokes.push(
+            json!({"environment": env, "region": region, "account": account,
+            "used": r.used(), "limit": limit, "holders": r.holders()}),
+        );
+    }
+    let l = ledger(store).await?;
+    if let Some(t) = topology {
+        let r = inventory::account(store, &t.hub.name).await?;
+        let limits = t.hub_limits;
+        hub = json!({
+            "account": t.hub.name,
+            "evaluation_slots": {"used": r.used(), "limit": t.hub.deployment_slots, "holders": r.holders(), "waiting": r.waiting},
+            "jobs": {"held": l.jobs.len(), "limit": limits.job_slots(), "running_limit": limits.running_jobs, "queued_limit": limits.queued_jobs},
+            "files": {"in_use": l.files_in_use(), "limit": limits.files, "bytes_in_use": l.bytes_in_use(), "bytes_limit": limits.file_bytes, "retained": l.retained.len()},
+        });
+    }
+    Ok(json!({"spokes": spokes, "hub": hub, "queue": l.order, "paused_until": l.paused_until}))
 }
 
 /// `project`, `stage` and `since` (RFC 3339) of a runs query.
@@ -159,6 +328,7 @@ pub fn filter_of(query: &BTreeMap<String, String>) -> Result<runs::Filter, Strin
 /// Storage failures.
 pub async fn page(
     store: &dyn BlobStore,
+    topology: Option<&Topology>,
     path: &str,
     base: &str,
 ) -> Result<Option<(u16, String)>, BlobError> {
@@ -198,8 +368,38 @@ pub async fn page(
             }
         },
         ["ui", "environments"] => {
-            let (inv, _) = inventory::load(store).await?;
-            (200, pages::environments(base, &inv, now))
+            let estate = match topology {
+                Some(t) => inventory::estate(store, t).await?,
+                None => inventory::Estate::default(),
+            };
+            (200, pages::environments(base, &estate, now))
+        }
+        ["ui", "projects", name] => {
+            let record = inventory::project(store, name).await?;
+            let filter = runs::Filter {
+                project: Some((*name).to_owned()),
+                ..runs::Filter::default()
+            };
+            let recent = runs::page(store, &filter, 50, None).await?.runs;
+            if record.releases.is_empty() && recent.is_empty() {
+                (
+                    404,
+                    crate::views::page("Not found", base, "<p>No such project.</p>"),
+                )
+            } else {
+                let mut deployments = Vec::new();
+                if let Some(t) = topology {
+                    for (env, a, r) in inventory::estate(store, t).await?.spokes {
+                        for d in r.deployments.values().filter(|d| d.project == *name) {
+                            deployments.push((env, a.region.clone(), d.clone()));
+                        }
+                    }
+                }
+                (
+                    200,
+                    pages::project(base, name, &record, &deployments, &recent, now),
+                )
+            }
         }
         [
             "ui",

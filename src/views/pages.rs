@@ -4,9 +4,11 @@ use chrono::{DateTime, Utc};
 
 use super::{age, badge, charts, escape, link, page};
 use crate::domain::aoai::MetricsRow;
+use crate::domain::env::Env;
 use crate::domain::evaluation::ModelScore;
+use crate::domain::inventory::{Deployment, ProjectRecord};
 use crate::domain::run::{Run, Stage, Transition};
-use crate::services::inventory::Inventory;
+use crate::services::inventory::Estate;
 
 fn stage_name(s: &Stage) -> String {
     serde_json::to_value(s)
@@ -21,6 +23,11 @@ fn when(t: DateTime<Utc>) -> String {
 
 /// All runs, newest first.
 pub fn runs(base: &str, runs: &[Run], now: DateTime<Utc>) -> String {
+    page("Runs", base, &runs_table(base, runs, now))
+}
+
+/// The runs table.
+fn runs_table(base: &str, runs: &[Run], now: DateTime<Utc>) -> String {
     let mut rows: Vec<&Run> = runs.iter().collect();
     rows.sort_by_key(|r| std::cmp::Reverse(r.created_at));
     let mut body = String::from(
@@ -30,13 +37,19 @@ pub fn runs(base: &str, runs: &[Run], now: DateTime<Utc>) -> String {
     );
     for r in &rows {
         body.push_str(&format!(
-            "<tr><td><a href=\"{href}\">{id}</a><div class=\"muted\">{project} / {sub}</div></td>\
-             <td>{stage}</td><td>{who}</td><td>{created}</td><td>{updated}</td><td><code>{model}</code></td></tr>",
+            "<tr><td><a href=\"{href}\">{id}</a><div class=\"muted\"><a href=\"{phref}\">{project}</a> / {sub}</div></td>\
+             <td>{stage}{serving}</td><td>{who}</td><td>{created}</td><td>{updated}</td><td><code>{model}</code></td></tr>",
             href = escape(&link(base, &format!("ui/runs/{}", r.id))),
+            phref = escape(&link(base, &format!("ui/projects/{}", r.project))),
             id = escape(&r.id),
             project = escape(&r.project),
             sub = escape(&r.submission),
             stage = badge(&stage_name(&r.stage)),
+            serving = r
+                .serving()
+                .iter()
+                .map(|e| format!(" {}", badge(&format!("serves {e}"))))
+                .collect::<String>(),
             who = escape(&r.submitted_by),
             created = age(r.created_at, now),
             updated = age(r.updated_at, now),
@@ -47,7 +60,7 @@ pub fn runs(base: &str, runs: &[Run], now: DateTime<Utc>) -> String {
         body.push_str("<tr><td colspan=\"6\" class=\"muted\">No runs yet: drop a dataset into <code>datasets/</code>.</td></tr>");
     }
     body.push_str("</tbody></table>");
-    page("Runs", base, &body)
+    body
 }
 
 /// What the run page shows besides the run document.
@@ -88,8 +101,8 @@ pub fn run(base: &str, run: &Run, extras: &RunExtras, now: DateTime<Utc>) -> Str
             "<tr><td>{}</td><td>{}</td><td>{} → {}</td><td>{}</td></tr>",
             when(t.time),
             escape(&t.actor),
-            escape(t.from.as_deref().unwrap_or("·")),
-            badge(&t.to),
+            escape(t.from.map_or("·", |s| s.name())),
+            badge(t.to.name()),
             escape(&t.detail)
         ));
     }
@@ -173,11 +186,11 @@ pub fn run(base: &str, run: &Run, extras: &RunExtras, now: DateTime<Utc>) -> Str
         for (region, r) in &e.regions {
             b.push_str(&format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}{}</td><td>{}</td></tr>",
-                escape(env),
+                escape(env.name()),
                 escape(region),
                 escape(&r.account),
                 escape(&r.deployment),
-                badge(&r.status),
+                badge(r.status.name()),
                 r.error.as_deref().map_or(String::new(), |e| format!(" <span class=\"muted\">{}</span>", escape(e))),
                 r.verified_at.map_or("—".into(), when)
             ));
@@ -191,8 +204,8 @@ pub fn run(base: &str, run: &Run, extras: &RunExtras, now: DateTime<Utc>) -> Str
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             when(t.time),
             escape(&t.actor),
-            escape(t.from.as_deref().unwrap_or("")),
-            escape(&t.to),
+            escape(t.from.map_or("", |s| s.name())),
+            escape(t.to.name()),
             escape(&t.detail)
         ));
     }
@@ -202,14 +215,15 @@ pub fn run(base: &str, run: &Run, extras: &RunExtras, now: DateTime<Utc>) -> Str
 
 use super::reports;
 
-/// The environment × region matrix: what serves where, and whether it is alive.
-pub fn environments(base: &str, inv: &Inventory, now: DateTime<Utc>) -> String {
-    let mut regions: Vec<&String> = inv
-        .environments
-        .values()
-        .flat_map(|e| e.regions.keys())
+/// The environment × region matrix: every project's deployment on every Spoke, what it
+/// serves and whether it is alive, with the slots in use.
+pub fn environments(base: &str, estate: &Estate, now: DateTime<Utc>) -> String {
+    let mut regions: Vec<&str> = estate
+        .spokes
+        .iter()
+        .map(|(_, a, _)| a.region.as_str())
         .collect();
-    regions.sort();
+    regions.sort_unstable();
     regions.dedup();
     let mut b = String::from(
         "<table id=\"matrix\" aria-label=\"Environments by region\"><thead><tr><th scope=\"col\">Environment</th>",
@@ -218,56 +232,124 @@ pub fn environments(base: &str, inv: &Inventory, now: DateTime<Utc>) -> String {
         b.push_str(&format!("<th scope=\"col\">{}</th>", escape(r)));
     }
     b.push_str("</tr></thead><tbody>");
-    for env in ["dev", "test", "prod"] {
-        let Some(e) = inv.environments.get(env) else {
-            continue;
-        };
-        b.push_str(&format!("<tr><th scope=\"row\">{}</th>", escape(env)));
-        for r in &regions {
-            match e.regions.get(*r) {
-                None => b.push_str("<td class=\"muted\">—</td>"),
-                Some(x) => b.push_str(&format!(
-                    "<td data-env=\"{env}\" data-region=\"{region}\"><div>{health}</div>\
+    for env in Env::ALL {
+        b.push_str(&format!("<tr><th scope=\"row\">{env}</th>"));
+        for region in &regions {
+            let Some((_, account, record)) = estate
+                .spokes
+                .iter()
+                .find(|(e, a, _)| *e == env && a.region == *region)
+            else {
+                b.push_str("<td class=\"muted\">—</td>");
+                continue;
+            };
+            b.push_str(&format!(
+                "<td data-env=\"{env}\" data-region=\"{region}\"><div class=\"muted\">{name} · {used} of {limit} slots</div>",
+                region = escape(region),
+                name = escape(&account.name),
+                used = record.used(),
+                limit = account.deployment_slots,
+            ));
+            if record.deployments.is_empty() {
+                b.push_str("<div class=\"muted\">nothing deployed</div>");
+            }
+            for x in record.deployments.values() {
+                b.push_str(&format!(
+                    "<div class=\"deployment\" data-project=\"{project}\"><div><a href=\"{phref}\"><b>{project}</b></a> {health}</div>\
                      <div><a href=\"{href}\">{run}</a></div><div><code>{model}</code></div>\
-                     <div class=\"muted\">{account} · <code>{dep}</code></div>\
-                     <div class=\"muted\">deployed {deployed}</div><div class=\"muted\">keepalive {ka}{lat}</div>{rest}</td>",
-                    env = escape(env),
-                    region = escape(r),
-                    health = badge(&x.health),
+                     <div class=\"muted\"><code>{dep}</code> · deployed {deployed}</div>\
+                     <div class=\"muted\">keepalive {ka}{lat}</div>{rest}</div>",
+                    project = escape(&x.project),
+                    phref = escape(&link(base, &format!("ui/projects/{}", x.project))),
+                    health = badge(x.health.name()),
                     href = escape(&link(base, &format!("ui/runs/{}", x.run_id))),
                     run = escape(&x.run_id),
                     model = escape(&x.model),
-                    account = escape(&x.account),
                     dep = escape(&x.deployment),
                     deployed = age(x.deployed_at, now),
                     ka = x.last_keepalive.map_or("never".into(), |t| age(t, now)),
                     lat = x.last_latency_ms.map_or(String::new(), |ms| format!(" ({ms} ms)")),
                     rest = if x.restorations > 0 {
-                        format!("<div>{} restored {}×</div>", badge("restored"), x.restorations)
+                        format!("<div>{} {}×</div>", badge("restored"), x.restorations)
                     } else {
                         String::new()
                     },
-                )),
+                ));
             }
+            for u in &record.unmanaged {
+                b.push_str(&format!(
+                    "<div>{} <code>{}</code></div>",
+                    badge("unmanaged"),
+                    escape(&u.deployment)
+                ));
+            }
+            b.push_str("</td>");
         }
         b.push_str("</tr>");
     }
     b.push_str("</tbody></table>");
-    let history: Vec<(&String, &String)> = inv
-        .environments
-        .iter()
-        .flat_map(|(env, e)| e.history.iter().map(move |h| (env, h)))
-        .collect();
-    if !history.is_empty() {
-        b.push_str("<h2>Keepalive and promotion history</h2><table aria-label=\"History\"><thead><tr><th scope=\"col\">Environment</th><th scope=\"col\">Event</th></tr></thead><tbody>");
-        for (env, h) in history.iter().rev().take(200) {
+    page("Environments", base, &b)
+}
+
+/// One project: what serves in each environment now, its release history (newest first),
+/// and its runs.
+pub fn project(
+    base: &str,
+    name: &str,
+    record: &ProjectRecord,
+    deployments: &[(Env, String, Deployment)],
+    runs: &[Run],
+    now: DateTime<Utc>,
+) -> String {
+    let mut b = String::from("<div class=\"cards\">");
+    for env in Env::ALL {
+        let current = record.current(env);
+        b.push_str(&format!(
+            "<div class=\"card\">{env}<b>{}</b><span class=\"muted\">{}</span></div>",
+            current.map_or("—".to_owned(), |r| {
+                format!(
+                    "<a href=\"{}\">{}</a>",
+                    escape(&link(base, &format!("ui/runs/{}", r.run_id))),
+                    escape(&r.run_id)
+                )
+            }),
+            current.map_or(String::new(), |r| format!("since {}", age(r.at, now))),
+        ));
+    }
+    b.push_str("</div><h2>Deployments</h2><table aria-label=\"Deployments\"><thead><tr><th scope=\"col\">Environment</th><th scope=\"col\">Region</th><th scope=\"col\">Run</th><th scope=\"col\">Health</th><th scope=\"col\">Last keepalive</th></tr></thead><tbody>");
+    for (env, region, d) in deployments {
+        b.push_str(&format!(
+            "<tr><td>{env}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(region),
+            escape(&d.run_id),
+            badge(d.health.name()),
+            d.last_keepalive.map_or("never".into(), |t| age(t, now)),
+        ));
+    }
+    b.push_str("</tbody></table><h2>Releases</h2><table aria-label=\"Releases\"><thead><tr><th scope=\"col\">Environment</th><th scope=\"col\">Run</th><th scope=\"col\">How</th><th scope=\"col\">By</th><th scope=\"col\">When</th></tr></thead><tbody>");
+    for (env, list) in &record.releases {
+        for (i, r) in list.iter().enumerate().rev() {
+            let serving = i + 1 == list.len();
             b.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td></tr>",
-                escape(env),
-                escape(h)
+                "<tr><td>{env}</td><td>{}{}</td><td>{:?}{}</td><td>{}</td><td>{}</td></tr>",
+                escape(&r.run_id),
+                if serving {
+                    format!(" {}", badge("serving"))
+                } else {
+                    String::new()
+                },
+                r.kind,
+                if r.rolled_back {
+                    format!(" {}", badge("rolled_back"))
+                } else {
+                    String::new()
+                },
+                escape(&r.by),
+                when(r.at),
             ));
         }
-        b.push_str("</tbody></table>");
     }
-    page("Environments", base, &b)
+    b.push_str("</tbody></table><h2>Runs</h2>");
+    b.push_str(&runs_table(base, runs, now));
+    page(&format!("Project {name}"), base, &b)
 }

@@ -191,6 +191,16 @@ impl Hub for DataPlane {
         Ok(bytes.to_vec())
     }
 
+    async fn delete_file(&self, id: &str) -> Result<(), AoaiError> {
+        let path = format!("files/{id}");
+        self.http
+            .send("delete file", || async {
+                self.request(reqwest::Method::DELETE, &path, &[]).await
+            })
+            .await
+            .map(|_| ())
+    }
+
     async fn create_job(&self, job: &CreateJob) -> Result<Job, AoaiError> {
         if let Some(s) = &job.suffix {
             crate::domain::aoai::check_suffix(s).map_err(|e| AoaiError::Decode {

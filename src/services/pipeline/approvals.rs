@@ -1,8 +1,11 @@
+//! Signed approvals: verified against the project's approvers for the environment,
+//! recorded (nonce first, so a replay is refused), then a promotion, a refusal, or a
+//! rollback of the project's release in that environment to its previous one.
+
 use super::*;
 
 impl Pipeline {
-    /// Applies a signed approval: verifies it, records it (nonce first, so a replay is
-    /// refused), then promotes, rejects or rolls back.
+    /// Applies a signed approval.
     ///
     /// # Errors
     /// Refused (terminal, recorded) for every rule in [`approval::check`]; retryable for outages.
@@ -11,59 +14,55 @@ impl Pipeline {
         let (run, _) = runs::get(self.store.as_ref(), &a.run_id)
             .await?
             .ok_or_else(|| refused("unknown_run", format!("run {} does not exist", a.run_id)))?;
-        let env = self
-            .topology
-            .environments
-            .get(&a.environment)
-            .ok_or_else(|| refused("unknown_environment", a.environment.clone()))?;
-        let (inv, _) = inventory::load(self.store.as_ref()).await?;
-        let has_previous = inv
-            .environments
-            .get(&a.environment)
-            .is_some_and(|e| e.history.len() >= 2);
-        let reached = run.reached();
-        // A redelivery of an approval already applied continues its promotion.
+        let env = match a.environment.parse::<Env>() {
+            Ok(e) if e != Env::Dev => e,
+            _ => {
+                let why = approval::Refusal::NoApprovals(a.environment.clone()).to_string();
+                return self.refuse_approval(a, why).await;
+            }
+        };
+        let record = inventory::project(self.store.as_ref(), &run.project).await?;
+        let serving_here = record.current(env).is_some_and(|r| r.run_id == run.id);
+        // A redelivery of an approval already applied continues what it started.
         let resuming = run.used_nonces.contains(&a.nonce)
             && run
                 .environments
-                .get(&a.environment)
+                .get(&env)
                 .is_some_and(|e| e.approved_by.as_deref() == Some(&a.approver));
         if !resuming {
+            let reached: Vec<Env> = run
+                .environments
+                .iter()
+                .filter(|(_, s)| matches!(s.status, EnvStatus::Healthy | EnvStatus::Superseded))
+                .map(|(e, _)| *e)
+                .collect();
             let ctx = approval::Context {
-                approvers: &env.approvers,
+                approvers: self.topology.approvers(env, &run.project),
                 reached: &reached,
+                serving_here,
                 evaluation_passed: run.evaluation.as_ref().is_some_and(|e| e.passed),
                 submitted_by: &run.submitted_by,
                 used_nonces: &run.used_nonces,
                 now: self.now(),
                 max_age: chrono::Duration::minutes(self.topology.defaults.approval_max_age_minutes),
-                has_previous,
+                has_previous: record.rollback_target(env).is_some(),
             };
             if let Err(refusal) = approval::check(signed, &ctx) {
-                let text = refusal.to_string();
-                runs::update(self.store.as_ref(), &a.run_id, |r| {
-                    r.note(
-                        &a.approver,
-                        "approval_refused",
-                        format!("{} {:?}: {text}", a.environment, a.decision),
-                        self.now(),
-                    );
-                    Ok::<(), PipelineError>(())
-                })
-                .await?;
-                return Err(refused("approval_refused", text));
+                return self.refuse_approval(a, refusal.to_string()).await;
             }
             runs::update(self.store.as_ref(), &a.run_id, |r| {
                 if !r.used_nonces.contains(&a.nonce) {
                     r.used_nonces.push(a.nonce.clone());
-                    r.environments
-                        .entry(a.environment.clone())
-                        .or_default()
-                        .approved_by = Some(a.approver.clone());
+                    let st = r.environments.entry(env).or_default();
+                    st.approved_by = Some(a.approver.clone());
+                    if a.decision == Decision::Approve && !st.owed() {
+                        // Approved, nothing deployed yet: owed, so a crash is re-driven.
+                        st.status = EnvStatus::Pending;
+                    }
                     r.note(
                         &a.approver,
-                        "approval_accepted",
-                        format!("{} {:?}: {}", a.environment, a.decision, a.reason),
+                        Event::ApprovalAccepted,
+                        format!("{env} {:?}: {}", a.decision, a.reason),
                         self.now(),
                     );
                 }
@@ -73,69 +72,102 @@ impl Pipeline {
         }
         match a.decision {
             Decision::Approve => {
-                self.promote(&a.run_id, &a.environment, &a.approver, None)
+                let (now, _) = runs::get(self.store.as_ref(), &a.run_id)
+                    .await?
+                    .ok_or_else(|| refused("unknown_run", a.run_id.clone()))?;
+                if resuming
+                    && !now
+                        .environments
+                        .get(&env)
+                        .is_some_and(EnvironmentState::owed)
+                {
+                    // Applied already: a redelivery deploys nothing again.
+                    return Ok(Emitted::default());
+                }
+                self.start_promotion(&a.run_id, env, &a.approver, None)
                     .await?;
-                Ok(Emitted {
-                    notifications: vec![
-                        json!({"type": format!("promotion.{}", a.environment), "run_id": a.run_id, "approver": a.approver}),
-                    ],
-                    next: vec![],
-                })
+                self.promoted(&run, env, &a.approver, false).await
             }
             Decision::Reject => {
                 runs::update(self.store.as_ref(), &a.run_id, |r| {
-                    r.environments
-                        .entry(a.environment.clone())
-                        .or_default()
-                        .status = "rejected".into();
+                    r.environments.entry(env).or_default().status = EnvStatus::Rejected;
                     Ok::<(), PipelineError>(())
                 })
                 .await?;
-                Ok(Emitted {
-                    notifications: vec![
-                        json!({"type": "promotion.rejected", "run_id": a.run_id, "environment": a.environment, "approver": a.approver, "reason": a.reason}),
-                    ],
-                    next: vec![],
-                })
+                Ok(Emitted::notify(Notification::PromotionRejected {
+                    run_id: a.run_id.clone(),
+                    project: run.project.clone(),
+                    environment: env,
+                    approver: a.approver.clone(),
+                    reason: a.reason.clone(),
+                }))
             }
-            Decision::Rollback => {
-                let history = inv
-                    .environments
-                    .get(&a.environment)
-                    .map(|e| e.history.clone())
-                    .unwrap_or_default();
-                let previous = history
-                    .iter()
-                    .rev()
-                    .nth(1)
-                    .cloned()
-                    .ok_or_else(|| refused("approval_refused", "nothing to roll back to"))?;
-                let (prev_run, _) = runs::get(self.store.as_ref(), &previous)
-                    .await?
-                    .ok_or_else(|| refused("unknown_run", previous.clone()))?;
-                self.promote(&a.run_id, &a.environment, &a.approver, Some(&prev_run))
-                    .await?;
-                runs::update(self.store.as_ref(), &a.run_id, |r| {
-                    r.environments
-                        .entry(a.environment.clone())
-                        .or_default()
-                        .status = "rolled_back".into();
-                    r.note(
-                        &a.approver,
-                        "rollback",
-                        format!("{} back to {previous}", a.environment),
-                        self.now(),
-                    );
-                    Ok::<(), PipelineError>(())
-                })
+            Decision::Rollback => self.roll_back(&run, env, &a.approver).await,
+        }
+    }
+
+    /// Restores the release before `run` in `env` (the project's own), everywhere.
+    async fn roll_back(&self, run: &Run, env: Env, by: &str) -> Result<Emitted, PipelineError> {
+        let record = inventory::project(self.store.as_ref(), &run.project).await?;
+        let target = match record.current(env) {
+            // Not rolled back yet (or a crash before it started): the release before it.
+            Some(cur) if cur.run_id == run.id => record
+                .rollback_target(env)
+                .map(|r| r.run_id.clone())
+                .ok_or_else(|| refused("approval_refused", "nothing to roll back to"))?,
+            // A redelivery after the rollback was recorded: it is the release now serving.
+            Some(cur) => cur.run_id.clone(),
+            None => return Err(refused("approval_refused", "nothing to roll back to")),
+        };
+        let (target_run, _) = runs::get(self.store.as_ref(), &target)
+            .await?
+            .ok_or_else(|| refused("unknown_run", target.clone()))?;
+        let done = target_run
+            .environments
+            .get(&env)
+            .is_some_and(|s| s.status == EnvStatus::Healthy)
+            && record.current(env).is_some_and(|c| c.run_id == target);
+        if !done {
+            self.start_promotion(&target, env, by, Some(&run.id))
                 .await?;
-                Ok(Emitted {
-                    notifications: vec![
-                        json!({"type": "rollback", "environment": a.environment, "to_run": previous}),
-                    ],
-                    next: vec![],
-                })
+            if let super::promotion::Promoted::Refused(n) = self.promote(&target, env, by).await? {
+                return Ok(Emitted::notify(n));
             }
         }
+        let detail = format!("{env} back to {target}");
+        runs::update(self.store.as_ref(), &run.id, |r| {
+            // A redelivered rollback records nothing twice.
+            if !r.history.iter().any(|t| t.detail == detail) {
+                r.note(by, Event::Rollback, detail.clone(), self.now());
+            }
+            Ok::<(), PipelineError>(())
+        })
+        .await?;
+        Ok(Emitted::notify(Notification::RollbackCompleted {
+            project: run.project.clone(),
+            environment: env,
+            from_run: run.id.clone(),
+            to_run: target,
+            by: by.to_owned(),
+        }))
+    }
+
+    /// Records a refused approval on its run (where its approver sees it) and refuses.
+    async fn refuse_approval(
+        &self,
+        a: &approval::Approval,
+        text: String,
+    ) -> Result<Emitted, PipelineError> {
+        runs::update(self.store.as_ref(), &a.run_id, |r| {
+            r.note(
+                &a.approver,
+                Event::ApprovalRefused,
+                format!("{} {:?}: {text}", a.environment, a.decision),
+                self.now(),
+            );
+            Ok::<(), PipelineError>(())
+        })
+        .await?;
+        Err(refused("approval_refused", text))
     }
 }

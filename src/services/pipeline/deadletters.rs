@@ -27,14 +27,17 @@ impl Pipeline {
     /// Refused for a body that names no run or a run that does not exist (recorded in the
     /// rejections trail by the handler edge; the dead letter is then completed).
     pub async fn record_dead_letter(&self, dl: &DeadLetter<'_>) -> Result<Emitted, PipelineError> {
-        let body: Value = serde_json::from_str(dl.body).map_err(|e| {
+        let body: serde_json::Value = serde_json::from_str(dl.body).map_err(|e| {
             refused(
                 "malformed_dead_letter",
                 format!("a dead letter of {} is not JSON: {e}", dl.queue),
             )
         })?;
         let approval = serde_json::from_value::<SignedApproval>(body.clone()).ok();
-        let run_id = match (&approval, body.get("run_id").and_then(Value::as_str)) {
+        let run_id = match (
+            &approval,
+            body.get("run_id").and_then(serde_json::Value::as_str),
+        ) {
             (Some(a), _) => a.approval.run_id.clone(),
             (None, Some(id)) => id.to_owned(),
             (None, None) => {
@@ -61,13 +64,15 @@ impl Pipeline {
         };
         let now = self.now();
         let mut first = false;
+        let mut project = String::new();
         runs::update(self.store.as_ref(), &run_id, |r| {
+            project.clone_from(&r.project);
             // A redelivered dead letter records nothing twice.
             if r.stalled.as_ref().is_some_and(|s| s.detail == detail) {
                 return Ok::<(), PipelineError>(());
             }
             first = true;
-            r.note(ACTOR_PIPELINE, "dead_lettered", detail.clone(), now);
+            r.note(ACTOR_PIPELINE, Event::DeadLettered, detail.clone(), now);
             r.stalled = Some(Stall {
                 since: now,
                 what: what.clone(),
@@ -80,14 +85,14 @@ impl Pipeline {
         if !first {
             return Ok(Emitted::default());
         }
-        let mut n = json!({"type": "run.stalled", "run_id": run_id, "what": what, "reason": dl.reason, "detail": detail});
-        if let Some(a) = &approval {
-            n["approver"] = json!(a.approval.approver);
-            n["environment"] = json!(a.approval.environment);
-        }
-        Ok(Emitted {
-            notifications: vec![n],
-            next: vec![],
-        })
+        Ok(Emitted::notify(Notification::RunStalled {
+            run_id,
+            project,
+            what,
+            reason: dl.reason.to_owned(),
+            detail,
+            approver: approval.as_ref().map(|a| a.approval.approver.clone()),
+            environment: approval.as_ref().map(|a| a.approval.environment.clone()),
+        }))
     }
 }

@@ -2,6 +2,7 @@ use super::*;
 use crate::domain::evaluation as scoring;
 use crate::domain::heldout::{Example, Plan};
 use crate::domain::run::EvalProgress;
+use serde_json::json;
 
 /// What the report says of the set's coverage: whole, or sampled with its seed.
 fn coverage(plan: &Plan) -> String {
@@ -13,6 +14,21 @@ fn coverage(plan: &Plan) -> String {
     } else {
         format!("Held-out set: all {} examples.", plan.total)
     }
+}
+
+/// A deployment scored beside the candidate.
+#[derive(Debug, Clone)]
+struct Baseline {
+    /// `prod` or `parent`.
+    label: &'static str,
+    /// Its account.
+    account: String,
+    /// Its deployment.
+    deployment: String,
+    /// Its model.
+    model: String,
+    /// The run it serves.
+    run_id: String,
 }
 
 /// The deployable base model of a dated base-model name: its family
@@ -64,9 +80,10 @@ impl Pipeline {
             .await
     }
 
-    /// Scores `set` on one deployment batch by batch, skipping batches stored by an earlier
-    /// invocation and storing each new one as it completes. `None` when `deadline` passed
-    /// first: the next invocation resumes at the first missing batch.
+    /// Scores `set` on one deployment batch by batch, skipping the batches an earlier
+    /// invocation stored (one listing tells which) and storing each new one as it
+    /// completes. `false` when `deadline` passed first: the next invocation resumes at the
+    /// first missing batch. The answers are read back once, for scoring, by [`Self::answers`].
     #[allow(clippy::too_many_arguments)]
     async fn answer_batched(
         &self,
@@ -78,27 +95,27 @@ impl Pipeline {
         plan: &Plan,
         set: &[Example],
         deadline: tokio::time::Instant,
-    ) -> Result<Option<Vec<Answered>>, PipelineError> {
-        let mut all = Vec::with_capacity(set.len());
+    ) -> Result<bool, PipelineError> {
+        let stored = self.stored_batches(run_id, label).await?;
         let mut scored = 0;
         for (b, chunk) in set.chunks(plan.batch_size.max(1)).enumerate() {
-            if let Some(done) = self.stored_batch(run_id, label, b).await? {
-                all.extend(done);
+            if stored.contains(&b) {
                 continue;
             }
             // At least one batch per invocation, so even a tiny budget makes progress.
             if scored > 0 && tokio::time::Instant::now() >= deadline {
-                return Ok(None);
+                return Ok(false);
             }
             scored += 1;
             let answers = self.answer_all(client, deployment, model, chunk).await?;
             self.store_batch(run_id, label, b, &answers).await?;
-            all.extend(answers);
         }
-        Ok(Some(all))
+        Ok(true)
     }
 
-    /// Evaluates the candidate against the base model and the model now in Prod.
+    /// Evaluates the candidate against the base model, this project's Prod release and the
+    /// parent run (when it serves), once the Hub has a deployment slot for it. While every
+    /// slot is held by other evaluations the run waits its turn, visibly.
     ///
     /// # Errors
     /// Retryable Azure failures (the evaluation deployment is removed either way).
@@ -108,6 +125,35 @@ impl Pipeline {
             .ok_or_else(|| refused("unknown_run", format!("run {id} does not exist")))?;
         if run.stage != Stage::Evaluating {
             // Already evaluated (a redelivery), or not trained yet.
+            return Ok(Emitted::default());
+        }
+        let candidate = super::operator::eval_deployment(id);
+        let waiting = match self.eval_slot(&run, &candidate).await? {
+            super::slots::EvalSlot::Held => None,
+            super::slots::EvalSlot::Waiting { position, holders } => Some(format!(
+                "a Hub evaluation slot: position {position} in line; {} of {} held by {holders}",
+                self.topology.hub.deployment_slots, self.topology.hub.deployment_slots
+            )),
+        };
+        if run.waiting != waiting {
+            let now = self.now();
+            runs::update(self.store.as_ref(), id, |r| {
+                if let Some(w) = &waiting
+                    && r.waiting.is_none()
+                {
+                    r.note(
+                        ACTOR_PIPELINE,
+                        Event::Waiting,
+                        format!("waiting for {w}"),
+                        now,
+                    );
+                }
+                r.waiting.clone_from(&waiting);
+                Ok::<(), PipelineError>(())
+            })
+            .await?;
+        }
+        if waiting.is_some() {
             return Ok(Emitted::default());
         }
         // One evaluation per run: a concurrent duplicate waits for it instead of deploying,
@@ -167,70 +213,71 @@ impl Pipeline {
             source_account: None,
             ..spec.clone()
         };
+        let (others, skipped) = self.baselines(&run).await?;
         let outcome = async {
             // Inside the guarded block: a deploy that fails half-way is removed too.
             self.arm
                 .put(&hub.resource_id, &candidate, &spec, None)
                 .await?;
-            self.arm
-                .put(&hub.resource_id, &base_dep, &base_spec, None)
-                .await?;
-            let hub_client = self.inference(&hub.name)?.clone();
-            let batched =
-                |label: &'static str, client: Arc<dyn Inference>, dep: String, model: String| {
-                    let (plan, set) = (&plan, &set);
-                    async move {
-                        let answers = self
-                            .answer_batched(id, label, &client, &dep, &model, plan, set, deadline)
-                            .await?;
-                        Ok::<_, PipelineError>(answers.map(|a| scoring::score(label, &dep, &a)))
-                    }
-                };
-            let Some(cand) = batched(
-                "candidate",
-                hub_client.clone(),
-                candidate.clone(),
-                model.clone(),
-            )
-            .await?
-            else {
-                return Ok(None);
-            };
-            let Some(base) = batched(
-                "base",
-                hub_client.clone(),
-                base_dep.clone(),
-                base_spec.model.clone(),
-            )
-            .await?
-            else {
-                return Ok(None);
-            };
-            let mut baselines = vec![base];
-            let (inv, _) = inventory::load(self.store.as_ref()).await?;
-            // The baseline is this project's Prod release, never another project's model.
-            let ours = self.topology.deployment_name(&run.project);
-            if let Some(prod) = inv
-                .environments
-                .get("prod")
-                .and_then(|e| e.regions.values().find(|x| x.deployment == ours))
-            {
-                let client = self.inference(&prod.account)?.clone();
-                let Some(p) =
-                    batched("prod", client, prod.deployment.clone(), prod.model.clone()).await?
-                else {
-                    return Ok(None);
-                };
-                baselines.push(p);
+            self.eval_deployed(&run, &candidate, &model).await?;
+            // The base model's deployment is shared by every evaluation of that model.
+            let ready = self
+                .arm
+                .get(&hub.resource_id, &base_dep)
+                .await?
+                .is_some_and(|d| d.properties.provisioning_state.as_deref() == Some("Succeeded"));
+            if !ready {
+                self.arm
+                    .put(&hub.resource_id, &base_dep, &base_spec, None)
+                    .await?;
             }
-            Ok::<_, PipelineError>(Some((cand, baselines)))
+            let hub_client = self.inference(&hub.name)?.clone();
+            let mut targets = vec![
+                (
+                    "candidate",
+                    hub_client.clone(),
+                    candidate.clone(),
+                    model.clone(),
+                ),
+                (
+                    "base",
+                    hub_client,
+                    base_dep.clone(),
+                    base_spec.model.clone(),
+                ),
+            ];
+            for b in &others {
+                targets.push((
+                    b.label,
+                    self.inference(&b.account)?.clone(),
+                    b.deployment.clone(),
+                    b.model.clone(),
+                ));
+            }
+            for (label, client, dep, model) in &targets {
+                let done = self
+                    .answer_batched(id, label, client, dep, model, &plan, &set, deadline)
+                    .await?;
+                if !done {
+                    return Ok(None);
+                }
+            }
+            let mut scores = Vec::new();
+            for (label, _, dep, _) in &targets {
+                scores.push(scoring::score(
+                    label,
+                    dep,
+                    &self.answers(id, label, &plan).await?,
+                ));
+            }
+            Ok::<_, PipelineError>(Some(scores))
         }
         .await;
-        let paused = matches!(outcome, Ok(None));
-        if paused {
+        if matches!(outcome, Ok(None)) {
             // Out of this invocation's time: keep the deployment for the next one, and say
             // where it stopped so the reconciler resumes at once.
-            let done = self.batches_done(id, &plan).await?;
+            let labels = 2 + others.len();
+            let done = self.batches_done(id, &plan, labels).await?;
             let now = self.now();
             runs::update(self.store.as_ref(), id, |r| {
                 r.eval_progress = Some(EvalProgress {
@@ -244,25 +291,34 @@ impl Pipeline {
             tracing::info!(run_id = %id, batches_done = done, "Evaluation paused at its time budget; resumed next.");
             return Ok(None);
         }
-        // Finished or failed: the evaluation deployment is removed either way.
-        if let Err(e) = self.arm.delete(&hub.resource_id, &candidate).await {
-            tracing::warn!(error = %e, deployment = %candidate, "Could not remove the evaluation deployment.");
+        // Finished or failed: the evaluation deployment is removed either way (if that
+        // fails too, the reconciler removes it: the Hub's record names it).
+        let mut next = Vec::new();
+        match self.remove_eval_deployment(id, &candidate).await {
+            Ok(Some(waiter)) => next.push(Message::TrainingCompleted { run_id: waiter }),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, deployment = %candidate, "Could not remove the evaluation deployment; the reconciler will.");
+            }
         }
-        let Some((cand, baselines)) = outcome? else {
+        let Some(scores) = outcome? else {
             return Ok(None);
         };
         let d = &self.topology.defaults;
-        let price = |m: ModelScore| {
-            m.priced(
-                d.price_per_1k_prompt_tokens,
-                d.price_per_1k_completion_tokens,
-            )
-        };
-        let cand = price(cand);
-        let baselines: Vec<ModelScore> = baselines.into_iter().map(price).collect();
-        let thresholds = m.thresholds_or(&self.topology.defaults);
+        let mut scores: Vec<ModelScore> = scores
+            .into_iter()
+            .map(|s| {
+                s.priced(
+                    d.price_per_1k_prompt_tokens,
+                    d.price_per_1k_completion_tokens,
+                )
+            })
+            .collect();
+        let cand = scores.remove(0);
+        let baselines = scores;
+        let thresholds = self.topology.thresholds(&run.project, m.thresholds);
         let (passed, best, reasons) = scoring::verdict(&cand, &baselines, &thresholds);
-        let report = json!({"run_id": id, "examples": set.len(), "held_out": plan, "candidate": cand, "baselines": baselines, "thresholds": thresholds, "passed": passed, "reasons": reasons});
+        let report = json!({"run_id": id, "project": run.project, "examples": set.len(), "held_out": plan, "candidate": cand, "baselines": baselines, "baselines_not_scored": skipped, "thresholds": thresholds, "passed": passed, "reasons": reasons});
         self.put_report(
             id,
             "evaluation.json",
@@ -270,7 +326,8 @@ impl Pipeline {
         )
         .await?;
         let mut md = format!(
-            "# Evaluation: `{id}`\n\n**Verdict: {}**\n\n{}\n\n",
+            "# Evaluation: `{id}` (project {})\n\n**Verdict: {}**\n\n{}\n\n",
+            run.project,
             if passed { "passed" } else { "failed" },
             coverage(&plan)
         );
@@ -293,17 +350,20 @@ impl Pipeline {
                 s.cost_per_1k_requests
             ));
         }
+        for s in &skipped {
+            md.push_str(&format!("\nNot scored: {s}\n"));
+        }
         if let Some(parent_id) = &m.parent_run {
             md.push_str(&self.lineage(&run, parent_id, cand.score).await?);
         }
         self.put_report(id, "evaluation.md", md.as_bytes()).await?;
-        let scores: Vec<ModelScore> = std::iter::once(cand.clone())
+        let all: Vec<ModelScore> = std::iter::once(cand.clone())
             .chain(baselines.iter().cloned())
             .collect();
-        let html = crate::views::reports::evaluation(id, passed, &reasons, &scores);
+        let html = crate::views::reports::evaluation(id, passed, &reasons, &all);
         self.put_report(id, "evaluation.html", html.as_bytes())
             .await?;
-        let labels = 1 + baselines.len();
+        let labels = all.len();
         let summary = EvaluationSummary {
             passed,
             score: cand.score,
@@ -343,26 +403,114 @@ impl Pipeline {
         .await?;
         let verdict = if passed { "passed" } else { "failed" };
         if !moved {
-            return Ok(Some((Emitted::default(), verdict)));
+            return Ok(Some((
+                Emitted {
+                    notifications: vec![],
+                    next,
+                },
+                verdict,
+            )));
         }
-        let kind = if passed {
-            "evaluation.passed"
-        } else {
-            "evaluation.failed"
-        };
+        next.push(Message::EvaluationCompleted {
+            run_id: id.to_owned(),
+            passed,
+        });
         Ok(Some((
             Emitted {
-                notifications: vec![
-                    json!({"type": kind, "run_id": id, "score": cand.score, "baseline": best, "report": format!("reports/{id}/evaluation.md")}),
-                ],
-                next: vec![json!({"run_id": id, "passed": passed})],
+                notifications: vec![Notification::EvaluationCompleted {
+                    run_id: id.to_owned(),
+                    project: run.project.clone(),
+                    passed,
+                    score: cand.score,
+                    baseline: best,
+                    report: format!("reports/{id}/evaluation.md"),
+                }],
+                next,
             },
             verdict,
         )))
     }
 
-    /// Batches stored so far, over every model scored.
-    async fn batches_done(&self, id: &str, plan: &Plan) -> Result<usize, PipelineError> {
+    /// The baselines besides the base model: this project's Prod release, and the parent
+    /// run when the manifest names one and it serves somewhere (a model that serves
+    /// nowhere has no deployment to score). Also says what was not scored, and why.
+    async fn baselines(&self, run: &Run) -> Result<(Vec<Baseline>, Vec<String>), PipelineError> {
+        let estate = inventory::estate(self.store.as_ref(), &self.topology).await?;
+        let record = inventory::project(self.store.as_ref(), &run.project).await?;
+        let serving = |run_id: &str| -> Option<Baseline> {
+            Env::ALL.into_iter().rev().find_map(|env| {
+                estate
+                    .deployments(&run.project, env)
+                    .into_iter()
+                    .find(|(_, d)| d.run_id == run_id && d.health.serves())
+                    .map(|(a, d)| Baseline {
+                        label: "prod",
+                        account: a.name.clone(),
+                        deployment: d.deployment.clone(),
+                        model: d.model.clone(),
+                        run_id: run_id.to_owned(),
+                    })
+            })
+        };
+        let mut out = Vec::new();
+        let mut skipped = Vec::new();
+        match record.current(Env::Prod) {
+            Some(prod) => match serving(&prod.run_id) {
+                Some(b) => out.push(b),
+                None => skipped.push(format!(
+                    "the Prod release of project {} ({}) has no healthy deployment to query",
+                    run.project, prod.run_id
+                )),
+            },
+            None => skipped.push(format!("project {} has no Prod release yet", run.project)),
+        }
+        if let Some(parent) = &run.manifest.parent_run {
+            if out.iter().any(|b| &b.run_id == parent) {
+                skipped.push(format!(
+                    "parent run {parent} is the Prod release, scored as prod"
+                ));
+            } else {
+                match serving(parent) {
+                    Some(b) => out.push(Baseline {
+                        label: "parent",
+                        ..b
+                    }),
+                    None => skipped.push(format!(
+                        "parent run {parent} serves in no environment, so it has no deployment to query; its own evaluation is in the lineage table"
+                    )),
+                }
+            }
+        }
+        Ok((out, skipped))
+    }
+
+    /// Stored answers of `label`, in batch order.
+    async fn answers(
+        &self,
+        id: &str,
+        label: &str,
+        plan: &Plan,
+    ) -> Result<Vec<Answered>, PipelineError> {
+        let mut all = Vec::with_capacity(plan.selected);
+        for b in 0..plan.batches() {
+            let batch = self.stored_batch(id, label, b).await?.ok_or_else(|| {
+                PipelineError::Store(BlobError::NotFound {
+                    container: REPORTS.into(),
+                    name: format!("{id}/eval/{label}/{b:05}.json"),
+                })
+            })?;
+            all.extend(batch);
+        }
+        Ok(all)
+    }
+
+    /// Batches stored so far, over the `labels` models scored.
+    async fn batches_done(
+        &self,
+        id: &str,
+        plan: &Plan,
+        labels: usize,
+    ) -> Result<usize, PipelineError> {
         let stored = self
             .store
             .list(REPORTS, &format!("{id}/eval/"))
@@ -370,7 +518,7 @@ impl Pipeline {
             .iter()
             .filter(|p| p.name.ends_with(".json") && !p.name.ends_with("plan.json"))
             .count();
-        Ok(stored.min(plan.batches() * 3))
+        Ok(stored.min(plan.batches() * labels))
     }
 
     /// A Markdown section comparing a run with the run it iterates on.

@@ -92,6 +92,28 @@ impl Pipeline {
         }
     }
 
+    /// The batches of `label` stored so far (one listing, however many there are).
+    pub(super) async fn stored_batches(
+        &self,
+        id: &str,
+        label: &str,
+    ) -> Result<std::collections::BTreeSet<usize>, PipelineError> {
+        let prefix = blob(id, &format!("{label}/"));
+        Ok(self
+            .store
+            .list(REPORTS, &prefix)
+            .await?
+            .iter()
+            .filter_map(|p| {
+                p.name
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(".json")?
+                    .parse()
+                    .ok()
+            })
+            .collect())
+    }
+
     /// The stored answers of batch `b` for `label`, if it was scored already.
     pub(super) async fn stored_batch(
         &self,

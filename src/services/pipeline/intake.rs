@@ -100,12 +100,17 @@ impl Pipeline {
         if let Some((run, _)) = runs::get(self.store.as_ref(), &id).await? {
             // A redelivered event, or the same bytes uploaded again: continue, never restart.
             return match run.stage {
+                Stage::Queued => self.start_queued(&id).await,
                 Stage::Uploading => self.submit_to_hub(&id).await,
                 _ => Ok(Emitted::default()),
             };
         }
         let topo = &self.topology;
-        let base_model = manifest.base_model_or(&topo.defaults);
+        let base_model = manifest.base_model.clone().unwrap_or_else(|| {
+            topo.project(project)
+                .base_model
+                .unwrap_or_else(|| topo.defaults.base_model.clone())
+        });
         let spec = tokens::model_spec(&base_model).ok_or_else(|| {
             refused(
                 "unknown_model",
@@ -171,78 +176,101 @@ impl Pipeline {
             )
             .collect();
         let now = self.now();
-        let mut run = Run {
-            id: id.clone(),
-            project: project.to_owned(),
-            submission: submission.to_owned(),
-            submitted_by: manifest
-                .submitted_by
-                .clone()
-                .unwrap_or_else(|| "unknown".into()),
-            created_at: now,
-            updated_at: now,
-            manifest: manifest.clone(),
-            base_model,
-            data_digest: sha256_hex(digests.join("\n").as_bytes()),
-            files,
-            stage: Stage::Uploading,
-            validation: Some(ValidationSummary {
-                accepted,
-                reasons: reasons.clone(),
-                warnings: warnings.clone(),
-                training_examples: training.valid_examples,
-                training_tokens: training.tokens.total,
-                billing_tokens: training.billing_tokens,
-            }),
-            hub_files: BTreeMap::new(),
-            job_id: None,
-            job_status: None,
-            fine_tuned_model: None,
-            trained_tokens: None,
-            metrics: None,
-            evaluation: None,
-            environments: BTreeMap::new(),
-            used_nonces: Vec::new(),
-            effects: BTreeMap::new(),
-            history: Vec::new(),
-            flags: report
-                .leakage
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(f, n)| format!("{n} examples of {f} also appear in the training data"))
-                .collect(),
-            retry: None,
-            stalled: None,
-            eval_progress: None,
-        };
+        let mut run = Run::new(
+            crate::domain::run::NewRun {
+                id: id.clone(),
+                project: project.to_owned(),
+                submission: submission.to_owned(),
+                submitted_by: manifest
+                    .submitted_by
+                    .clone()
+                    .unwrap_or_else(|| "unknown".into()),
+                manifest: manifest.clone(),
+                base_model,
+                data_digest: sha256_hex(digests.join("\n").as_bytes()),
+                files,
+            },
+            Stage::Queued,
+            now,
+        );
+        run.validation = Some(ValidationSummary {
+            accepted,
+            reasons: reasons.clone(),
+            warnings: warnings.clone(),
+            training_examples: training.valid_examples,
+            training_tokens: training.tokens.total,
+            billing_tokens: training.billing_tokens,
+        });
+        run.flags = report
+            .leakage
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(f, n)| format!("{n} examples of {f} also appear in the training data"))
+            .collect();
+        run.queued_at = accepted.then_some(now);
         if let Some(parent) = &manifest.parent_run {
             run.flags.push(format!("iterates on {parent}"));
         }
-        let (to, detail) = if accepted {
-            (Stage::Uploading, "dataset validated".to_owned())
-        } else {
+        let needs = crate::domain::queue::Queued {
+            run_id: id.clone(),
+            project: project.to_owned(),
+            queued_at: now,
+            files: run.files.len() + 1,
+            bytes: run.files.iter().map(|f| f.bytes).sum(),
+        };
+        let limits = self.topology.hub_limits;
+        let (to, detail) = if !accepted {
             (Stage::Rejected, reasons.join("; "))
+        } else if !crate::domain::queue::Ledger::fits_at_all(&needs, &limits) {
+            (
+                Stage::Rejected,
+                format!(
+                    "the submission needs {} Hub files and {} bytes; the Hub holds at most {} files and {} bytes",
+                    needs.files, needs.bytes, limits.files, limits.file_bytes
+                ),
+            )
+        } else {
+            (Stage::Queued, "dataset validated".to_owned())
         };
         run.history.push(crate::domain::run::Transition {
             time: now,
             actor: run.submitted_by.clone(),
             run_id: id.clone(),
+            project: project.to_owned(),
             from: None,
-            to: to.name().into(),
-            detail,
+            to: crate::domain::run::Step::Stage(to),
+            detail: detail.clone(),
         });
         run.stage = to;
         if !runs::create(self.store.as_ref(), &run).await? {
             return Ok(Emitted::default());
         }
-        if !accepted {
-            return Ok(Emitted {
-                notifications: vec![
-                    json!({"type": "run.rejected", "run_id": id, "reasons": reasons, "report": format!("reports/{id}/validation.md")}),
-                ],
-                next: vec![],
-            });
+        if to == Stage::Rejected {
+            return Ok(Emitted::notify(Notification::RunRejected {
+                run_id: id.clone(),
+                project: project.to_owned(),
+                reasons: if accepted { vec![detail] } else { reasons },
+                report: Some(format!("reports/{id}/validation.md")),
+            }));
         }
-        self.submit_to_hub(&id).await
+        self.start_queued(&id).await
+    }
+
+    /// Offers the Hub's free slots to the queue (fairly), then submits this run if it got one.
+    pub(super) async fn start_queued(&self, id: &str) -> Result<Emitted, PipelineError> {
+        let (active, _) = runs::active(self.store.as_ref()).await?;
+        let started = self.dispatch(&active).await?;
+        if started.iter().any(|r| r == id) {
+            return self.submit_to_hub(id).await;
+        }
+        let project = active
+            .iter()
+            .find(|r| r.id == id)
+            .map(|r| r.project.clone())
+            .unwrap_or_default();
+        Ok(Emitted::notify(Notification::RunQueued {
+            run_id: id.to_owned(),
+            project,
+        }))
     }
 }

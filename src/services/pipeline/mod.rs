@@ -13,7 +13,9 @@ mod intake;
 mod keepwarm;
 mod operator;
 mod promotion;
+mod queue;
 mod reconcile;
+mod slots;
 mod training;
 
 pub use deadletters::DeadLetter;
@@ -23,9 +25,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde_json::{Value, json};
 
-use super::inventory::{self, Entry};
+use super::inventory;
 use super::runs::{self, REPORTS, UpdateError};
 use super::validation::{self, FileRole, StreamOptions, Validated, role_of, validate_blob};
 use crate::domain::aoai::{
@@ -33,13 +34,15 @@ use crate::domain::aoai::{
 };
 use crate::domain::approval::{self, Decision, SignedApproval};
 use crate::domain::dataset_path::{DATASETS_CONTAINER, DatasetPath};
+use crate::domain::env::Env;
 use crate::domain::evaluation::{Answered, ModelScore};
 use crate::domain::manifest::Manifest;
+use crate::domain::messages::{Message, Notification};
 use crate::domain::run::{
-    DataFile, EnvironmentState, EvaluationSummary, RegionState, Run, Stage, TrainingMetrics,
-    ValidationSummary, run_id, sha256_hex,
+    DataFile, EnvStatus, EnvironmentState, EvaluationSummary, Event, RegionState, RegionStatus,
+    Run, Stage, TrainingMetrics, ValidationSummary, run_id, sha256_hex,
 };
-use crate::domain::topology::{Account, ENVIRONMENTS, Topology};
+use crate::domain::topology::{Account, Topology};
 use crate::domain::validation::{Method, Rules, policy::Policy, tokens};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
@@ -132,9 +135,25 @@ fn refused(kind: &'static str, reason: impl Into<String>) -> PipelineError {
 #[derive(Debug, Default)]
 pub struct Emitted {
     /// For the `notifications` topic.
-    pub notifications: Vec<Value>,
+    pub notifications: Vec<Notification>,
     /// For the function's queue output (`training-completed`, `evaluation-completed`).
-    pub next: Vec<Value>,
+    pub next: Vec<Message>,
+}
+
+impl Emitted {
+    /// One notification.
+    pub fn notify(n: Notification) -> Self {
+        Self {
+            notifications: vec![n],
+            next: Vec::new(),
+        }
+    }
+
+    /// Adds what another step emitted.
+    pub fn extend(&mut self, other: Emitted) {
+        self.notifications.extend(other.notifications);
+        self.next.extend(other.next);
+    }
 }
 
 /// The pipeline's dependencies.
@@ -174,40 +193,23 @@ pub struct Pipeline {
     pub eval_batch: usize,
     /// How long one invocation scores before it pauses (well inside `functionTimeout`).
     pub eval_budget: Duration,
+    /// How long one KeepWarm pass may take: calls still unanswered then are recorded as
+    /// failing (an unreachable Spoke must not hold the timer for its whole retry budget).
+    pub keepalive_budget: Duration,
 }
 
 const ACTOR_PIPELINE: &str = "pipeline";
 
 impl Pipeline {
-    /// Connects a pipeline to the topology's accounts: one data-plane client per account on
-    /// the shared HTTP core, ARM for deployments polled every `poll`.
-    pub fn connect(
+    /// A pipeline over these ports with the default settings (the composition root,
+    /// `app`, overrides them from its settings).
+    pub fn new(
         store: Arc<dyn BlobStore>,
         topology: Topology,
-        http: &crate::adapters::azure::Http,
-        data_auth: &crate::adapters::azure::Auth,
-        arm_tokens: Arc<dyn crate::adapters::azure::TokenSource>,
-        poll: Duration,
+        hub: Arc<dyn Hub>,
+        inference: BTreeMap<String, Arc<dyn Inference>>,
+        arm: Arc<dyn Deployments>,
     ) -> Self {
-        use crate::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
-        let plane = |endpoint: &str| {
-            Arc::new(DataPlane::new(
-                http.clone(),
-                endpoint,
-                Surface::Dated(GA_API_VERSION.into()),
-                data_auth.clone(),
-            ))
-        };
-        let hub = plane(&topology.hub.endpoint);
-        let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
-        inference.insert(topology.hub.name.clone(), hub.clone());
-        for s in topology.environments.values().flat_map(|e| e.spokes.iter()) {
-            inference.insert(s.name.clone(), plane(&s.endpoint));
-        }
-        let arm = Arc::new(
-            crate::adapters::azure::arm::Arm::new(http.clone(), &topology.arm_endpoint, arm_tokens)
-                .with_polling(poll, Duration::from_secs(600)),
-        );
         Self {
             store,
             topology: Arc::new(topology),
@@ -229,6 +231,7 @@ impl Pipeline {
             eval_batch: 50,
             // host.json's functionTimeout is 10 min: pause with room for the reports.
             eval_budget: Duration::from_secs(360),
+            keepalive_budget: Duration::from_secs(240),
         }
     }
 }
@@ -276,10 +279,6 @@ impl Pipeline {
             .map(|_| ())
     }
 
-    /// A blob was created in `datasets`: a manifest starts its submission, a bare `.jsonl`
-    /// runs with the project's defaults, other submission files wait for their manifest.
-    ///
-    /// # Errors
     fn inference(&self, account: &str) -> Result<&Arc<dyn Inference>, PipelineError> {
         self.inference.get(account).ok_or_else(|| {
             refused(

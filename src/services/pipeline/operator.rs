@@ -26,12 +26,49 @@ impl Pipeline {
         let now = self.now();
         let mut what = String::new();
         runs::update(self.store.as_ref(), id, |r| {
+            // A promotion refused for capacity goes again (a slot was freed meanwhile).
+            let refused_envs: Vec<Env> = r
+                .environments
+                .iter()
+                .filter(|(_, s)| s.status == EnvStatus::Refused)
+                .map(|(e, _)| *e)
+                .collect();
+            if !refused_envs.is_empty() {
+                for env in &refused_envs {
+                    if let Some(s) = r.environments.get_mut(env) {
+                        s.status = EnvStatus::Pending;
+                        s.refusal = None;
+                        s.approved_by.get_or_insert_with(|| actor.to_owned());
+                    }
+                }
+                r.note(actor, Event::Retry, reason.to_owned(), now);
+                what = format!(
+                    "the refused promotion to {}",
+                    refused_envs
+                        .iter()
+                        .map(|e| e.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                r.stalled = None;
+                r.retry = Some(Retry {
+                    attempts: 0,
+                    next_at: now,
+                    last_error: format!("retry requested by {actor}"),
+                });
+                return Ok(());
+            }
             what = match r.stage {
                 Stage::TrainingFailed => {
+                    // Back into the fair queue: its Hub files were deleted when the job
+                    // ended, so it uploads again when its turn comes.
                     r.effects.remove("create_job");
+                    r.effects.retain(|k, _| !k.starts_with("upload:"));
+                    r.hub_files.clear();
                     r.job_id = None;
                     r.job_status = None;
-                    r.transition(Stage::Uploading, actor, format!("retry: {reason}"), now);
+                    r.queued_at = Some(now);
+                    r.transition(Stage::Queued, actor, format!("retry: {reason}"), now);
                     "a new fine-tuning job".into()
                 }
                 Stage::EvaluationFailed => {
@@ -41,13 +78,13 @@ impl Pipeline {
                     "a new evaluation".into()
                 }
                 _ if r.is_active() => {
-                    r.note(actor, "retry", reason.to_owned(), now);
+                    r.note(actor, Event::Retry, reason.to_owned(), now);
                     format!("the {} step", r.stage.name())
                 }
                 // A dead letter on a run that owes nothing (an approval lost before it was
                 // recorded): nothing to re-drive, but the stall must not stay forever.
                 _ if r.stalled.is_some() => {
-                    r.note(actor, "stall_cleared", reason.to_owned(), now);
+                    r.note(actor, Event::StallCleared, reason.to_owned(), now);
                     r.stalled = None;
                     what = "nothing to re-drive: the stall was cleared".into();
                     return Ok(());
@@ -88,7 +125,11 @@ impl Pipeline {
             .await?
             .ok_or_else(|| refused("unknown_run", format!("run {id} does not exist")))?;
         match run.stage {
-            Stage::Uploading | Stage::Training | Stage::Evaluating | Stage::Evaluated => {}
+            Stage::Queued
+            | Stage::Uploading
+            | Stage::Training
+            | Stage::Evaluating
+            | Stage::Evaluated => {}
             Stage::Dev | Stage::Test | Stage::Prod => {
                 return Err(refused(
                     "run_serving",
@@ -118,8 +159,7 @@ impl Pipeline {
             }
         }
         if run.stage == Stage::Evaluating {
-            self.arm
-                .delete(&self.topology.hub.resource_id, &eval_deployment(id))
+            self.remove_eval_deployment(id, &eval_deployment(id))
                 .await?;
         }
         let now = self.now();
@@ -132,11 +172,15 @@ impl Pipeline {
             Ok::<(), PipelineError>(())
         })
         .await?;
-        Ok(Emitted {
-            notifications: vec![
-                json!({"type": "run.cancelled", "run_id": id, "by": actor, "reason": reason}),
-            ],
-            next: vec![],
-        })
+        // Its Hub job slot and files are given back (the job, if any, was cancelled above).
+        if matches!(run.stage, Stage::Uploading | Stage::Training) {
+            self.job_ended(&run, &[]).await?;
+        }
+        Ok(Emitted::notify(Notification::RunCancelled {
+            run_id: id.to_owned(),
+            project: run.project.clone(),
+            by: actor.to_owned(),
+            reason: reason.to_owned(),
+        }))
     }
 }

@@ -26,6 +26,19 @@ impl Pipeline {
         for id in stale {
             runs::unmark_active(store, &id).await?;
         }
+        // Capacity first: slots of runs that moved on are given back, then the queue gets
+        // what is free, so the runs started now are re-driven in this same tick.
+        self.tidy_ledger(&active).await?;
+        let mut out = Emitted::default();
+        out.next.extend(self.tidy_hub(&active).await?);
+        let started = self.dispatch(&active).await?;
+        if let Err(e) = self.delete_due_files().await {
+            tracing::warn!(error = %e, "Hub files not deleted yet; retried next tick.");
+        }
+        let mut active = active;
+        for r in active.iter_mut().filter(|r| started.contains(&r.id)) {
+            r.stage = Stage::Uploading;
+        }
         let now = self.now();
         let due: Vec<Run> = active.into_iter().filter(|r| self.due(r, now)).collect();
         let results: Vec<(String, bool, Result<Emitted, PipelineError>)> = stream::iter(due)
@@ -36,15 +49,13 @@ impl Pipeline {
             .buffer_unordered(self.reconcile_concurrency.max(1))
             .collect()
             .await;
-        let mut out = Emitted::default();
         for (id, retrying, result) in results {
             match result {
                 Ok(e) => {
                     if retrying {
                         self.settle_retry(&id, None).await?;
                     }
-                    out.notifications.extend(e.notifications);
-                    out.next.extend(e.next);
+                    out.extend(e);
                 }
                 // Another invocation holds the step: it is being driven, not failing.
                 Err(PipelineError::Busy { .. }) => {}
@@ -74,14 +85,17 @@ impl Pipeline {
             return false;
         }
         match run.stage {
+            // The dispatcher moves queued runs on.
+            Stage::Queued => false,
             // Polling steps: the reconciler is their driver.
             Stage::Uploading | Stage::Training => true,
-            // Paused at its time budget: resume at once.
+            // Paused at its time budget, or waiting for a Hub slot: try at once.
             Stage::Evaluating
-                if run
-                    .eval_progress
-                    .as_ref()
-                    .is_some_and(|p| p.paused_at.is_some()) =>
+                if run.waiting.is_some()
+                    || run
+                        .eval_progress
+                        .as_ref()
+                        .is_some_and(|p| p.paused_at.is_some()) =>
             {
                 true
             }
@@ -89,22 +103,77 @@ impl Pipeline {
         }
     }
 
+    /// Removes evaluation deployments (and slot claims and places in line) on the Hub whose
+    /// run is no longer evaluating — a failed clean-up, a cancel, a crash — so no slot is
+    /// held forever. Returns wake-up messages for runs whose turn it now is.
+    async fn tidy_hub(&self, active: &[Run]) -> Result<Vec<Message>, PipelineError> {
+        let evaluating: std::collections::BTreeSet<&str> = active
+            .iter()
+            .filter(|r| r.stage == Stage::Evaluating)
+            .map(|r| r.id.as_str())
+            .collect();
+        let hub = inventory::account(self.store.as_ref(), &self.topology.hub.name).await?;
+        let mut stale: Vec<(String, String)> = hub
+            .deployments
+            .values()
+            .map(|d| (d.run_id.clone(), d.deployment.clone()))
+            .chain(
+                hub.reservations
+                    .iter()
+                    .map(|(n, r)| (r.run_id.clone(), n.clone())),
+            )
+            .filter(|(run, _)| !evaluating.contains(run.as_str()))
+            .collect();
+        stale.sort();
+        stale.dedup();
+        let mut wake = Vec::new();
+        for (run, name) in &stale {
+            // Only once the run itself says it is done with the slot.
+            if let Some((r, _)) = runs::get(self.store.as_ref(), run).await?
+                && r.stage == Stage::Evaluating
+            {
+                continue;
+            }
+            tracing::info!(run_id = %run, deployment = %name, "Removing an evaluation deployment its run no longer needs.");
+            if let Some(next) = self.remove_eval_deployment(run, name).await? {
+                wake.push(Message::TrainingCompleted { run_id: next });
+            }
+        }
+        let gone: Vec<String> = hub
+            .waiting
+            .iter()
+            .filter(|w| !evaluating.contains(w.run_id.as_str()))
+            .map(|w| w.run_id.clone())
+            .collect();
+        if !gone.is_empty() {
+            inventory::update_account(self.store.as_ref(), &self.topology.hub.name, |r| {
+                r.waiting.retain(|w| !gone.contains(&w.run_id));
+                Ok::<(), PipelineError>(())
+            })
+            .await?;
+        }
+        Ok(wake)
+    }
+
     /// Performs `run`'s owed step.
     async fn redrive(&self, run: Run) -> Result<Emitted, PipelineError> {
         let id = run.id.as_str();
         match run.stage {
+            Stage::Queued => return Ok(Emitted::default()),
             Stage::Uploading => return self.submit_to_hub(id).await,
             Stage::Training => return self.check_job(&run).await,
             Stage::Evaluating => {
-                tracing::info!(run_id = %id, "Re-driving an idle evaluation.");
+                if run.waiting.is_none() {
+                    tracing::info!(run_id = %id, "Re-driving an idle evaluation.");
+                }
                 let mut e = self.evaluate(id).await?;
-                // Its follow-up message is for another queue than this timer's output:
-                // promote here instead.
-                e.next.clear();
+                // Its follow-up for Dev goes to another queue than this timer's output:
+                // promote here instead (wake-ups of waiting evaluations do go out).
+                e.next
+                    .retain(|m| matches!(m, Message::TrainingCompleted { .. }));
                 let after = runs::get(self.store.as_ref(), id).await?.map(|(r, _)| r);
                 if after.is_some_and(|r| r.stage == Stage::Evaluated) {
-                    let d = self.promote_to_dev(id).await?;
-                    e.notifications.extend(d.notifications);
+                    e.extend(self.promote_to_dev(id).await?);
                 }
                 return Ok(e);
             }
@@ -113,20 +182,15 @@ impl Pipeline {
         }
         let mut out = Emitted::default();
         for (env, state) in run.environments.iter().filter(|(_, s)| s.owed()) {
-            if env == "dev" {
-                let e = self.promote_to_dev(id).await?;
-                out.notifications.extend(e.notifications);
+            if *env == Env::Dev {
+                out.extend(self.promote_to_dev(id).await?);
                 continue;
             }
             let actor = state.approved_by.as_deref().unwrap_or(ACTOR_PIPELINE);
-            let model_run = match state.model_run.as_deref() {
-                Some(m) if m != id => runs::get(self.store.as_ref(), m).await?.map(|(r, _)| r),
-                _ => None,
-            };
             tracing::info!(run_id = %id, %env, "Re-driving an owed promotion.");
-            self.promote(id, env, actor, model_run.as_ref()).await?;
-            out.notifications
-                .push(json!({"type": format!("promotion.{env}"), "run_id": id, "approver": actor, "reconciled": true}));
+            self.start_promotion(id, *env, actor, state.rollback_of.as_deref())
+                .await?;
+            out.extend(self.promoted(&run, *env, actor, true).await?);
         }
         Ok(out)
     }
@@ -139,9 +203,13 @@ impl Pipeline {
         &self,
         id: &str,
         error: Option<&PipelineError>,
-    ) -> Result<Option<Value>, PipelineError> {
+    ) -> Result<Option<Notification>, PipelineError> {
         let now = self.now();
         let mut notify = None;
+        let project = runs::get(self.store.as_ref(), id)
+            .await?
+            .map(|(r, _)| r.project)
+            .unwrap_or_default();
         runs::update(self.store.as_ref(), id, |r| {
             let Some(e) = error else {
                 // The owed step went through: whatever stalled it (a failing step, a dead
@@ -160,7 +228,7 @@ impl Pipeline {
                 let what = format!("step:{}", r.stage.name());
                 r.note(
                     ACTOR_PIPELINE,
-                    "stalled",
+                    Event::Stalled,
                     format!("{what} failed {attempts} times: {e}"),
                     now,
                 );
@@ -170,9 +238,15 @@ impl Pipeline {
                     reason: e.kind().to_owned(),
                     detail: e.to_string(),
                 });
-                notify = Some(
-                    json!({"type": "run.stalled", "run_id": id, "what": what, "attempts": attempts, "error": e.to_string()}),
-                );
+                notify = Some(Notification::RunStalled {
+                    run_id: id.to_owned(),
+                    project: project.clone(),
+                    what,
+                    reason: e.kind().to_owned(),
+                    detail: format!("failed {attempts} times: {e}"),
+                    approver: None,
+                    environment: None,
+                });
             }
             Ok(())
         })

@@ -24,7 +24,7 @@ impl Pipeline {
         let mut file_ids = BTreeMap::new();
         for f in &run.files {
             let step = format!("upload:{}", f.name);
-            let fid = self
+            let uploaded = self
                 .effect(
                     id,
                     &step,
@@ -39,7 +39,13 @@ impl Pipeline {
                         r.hub_files.insert(f.name.clone(), fid.to_owned());
                     },
                 )
-                .await?;
+                .await;
+            let fid = match uploaded {
+                Err(PipelineError::Aoai(e)) if queue::hub_full(&e) => {
+                    return self.requeue(id, &e).await;
+                }
+                other => other?,
+            };
             file_ids.insert(f.name.clone(), fid);
         }
         // Wait a little for processing; TrainingMonitor continues if it takes longer.
@@ -62,12 +68,13 @@ impl Pipeline {
                         Ok::<(), PipelineError>(())
                     })
                     .await?;
-                    return Ok(Emitted {
-                        notifications: vec![
-                            json!({"type": "run.rejected", "run_id": id, "reasons": [detail]}),
-                        ],
-                        next: vec![],
-                    });
+                    self.job_ended(&run, &[]).await?;
+                    return Ok(Emitted::notify(Notification::RunRejected {
+                        run_id: id.to_owned(),
+                        project: run.project.clone(),
+                        reasons: vec![detail],
+                        report: None,
+                    }));
                 }
                 if tokio::time::Instant::now() > deadline {
                     return Ok(Emitted::default());
@@ -89,7 +96,7 @@ impl Pipeline {
             method: m.method,
         };
         let now = self.now();
-        let job_id = self
+        let created = self
             .effect(
                 id,
                 "create_job",
@@ -107,6 +114,7 @@ impl Pipeline {
                         return Ok(j.id);
                     }
                     let job = self.hub.create_job(&job_req).await.map_err(|e| match e {
+                        e if queue::hub_full(&e) => PipelineError::Aoai(e),
                         AoaiError::Http {
                             status: 400,
                             message,
@@ -128,13 +136,18 @@ impl Pipeline {
                     }
                 },
             )
-            .await?;
-        Ok(Emitted {
-            notifications: vec![
-                json!({"type": "run.training_submitted", "run_id": id, "job_id": job_id}),
-            ],
-            next: vec![],
-        })
+            .await;
+        let job_id = match created {
+            Err(PipelineError::Aoai(e)) if queue::hub_full(&e) => {
+                return self.requeue(id, &e).await;
+            }
+            other => other?,
+        };
+        Ok(Emitted::notify(Notification::TrainingSubmitted {
+            run_id: id.to_owned(),
+            project: run.project.clone(),
+            job_id,
+        }))
     }
 
     /// Advances every run that waits on the Hub: uploads still processing, and jobs.
@@ -151,7 +164,12 @@ impl Pipeline {
                 > chrono::Duration::hours(self.topology.defaults.training_deadline_hours);
             runs::update(self.store.as_ref(), &run.id, |r| {
                 if r.job_status.as_deref() != Some(job.status.as_str()) {
-                    r.note(ACTOR_PIPELINE, "job_status", job.status.clone(), self.now());
+                    r.note(
+                        ACTOR_PIPELINE,
+                        Event::JobStatus,
+                        job.status.clone(),
+                        self.now(),
+                    );
                     r.job_status = Some(job.status.clone());
                 }
                 let flag = format!("job {job_id} is past the training deadline");
@@ -182,12 +200,12 @@ impl Pipeline {
                 Ok::<(), PipelineError>(())
             })
             .await?;
-            return Ok(Emitted {
-                notifications: vec![
-                    json!({"type": "training.failed", "run_id": run.id, "detail": detail}),
-                ],
-                next: vec![],
-            });
+            self.job_ended(run, &job.result_files).await?;
+            return Ok(Emitted::notify(Notification::TrainingFailed {
+                run_id: run.id.clone(),
+                project: run.project.clone(),
+                detail,
+            }));
         }
         let mut metrics = TrainingMetrics::default();
         if let Some(result) = job.result_files.first() {
@@ -234,14 +252,20 @@ impl Pipeline {
             Ok::<(), PipelineError>(())
         })
         .await?;
+        // The results are in reports: the Hub's copies (and the data files) can go.
+        self.job_ended(run, &job.result_files).await?;
         if !moved {
             return Ok(Emitted::default());
         }
         Ok(Emitted {
-            notifications: vec![
-                json!({"type": "training.succeeded", "run_id": run.id, "model": model}),
-            ],
-            next: vec![json!({"run_id": run.id})],
+            notifications: vec![Notification::TrainingSucceeded {
+                run_id: run.id.clone(),
+                project: run.project.clone(),
+                model,
+            }],
+            next: vec![Message::TrainingCompleted {
+                run_id: run.id.clone(),
+            }],
         })
     }
 }
