@@ -16,7 +16,7 @@ fi
 venv="${FTHUB_VENV:-${TMPDIR:-/tmp}/fthub-venv}"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -c "import tiktoken" 2>/dev/null || "$venv/bin/pip" install -q --disable-pip-version-check tiktoken==0.12.0
-cargo build --release --locked --bin fthub --example keepalive_fanout --example state_scale
+cargo build --release --locked --bin fthub --example keepalive_fanout --example state_scale --example eval_pace
 fthub="$target/release/fthub"
 export TIKTOKEN_CACHE_DIR
 TIKTOKEN_CACHE_DIR=$(bench/tiktoken_cache.sh)
@@ -108,7 +108,8 @@ steps = re.findall(r"\[(\d+)\] (.*?)\s+\(t = ([\d.]+) s\)", text)
 total = float(re.search(r"All steps passed in ([\d.]+) s", text).group(1))
 times = [float(t) for _, _, t in steps] + [total]
 labels = {"1": "start dev", "2": "submit", "3": "validate + job", "4": "training", "5": "evaluation", "6": "Dev (2 regions)",
-          "7": "Test approval", "8": "forged approval refused", "9": "Prod (2 regions)", "10": "16 days of keepalive", "11": "summary"}
+          "7": "Test approval", "8": "forged approval refused", "9": "Prod (2 regions)", "10": "second project to Test",
+          "11": "16 days of keepalive", "12": "summary"}
 parts = [f"{labels.get(n, n)} {times[i + 1] - times[i]:.1f} s" for i, (n, _, _) in enumerate(steps)]
 print(f"| demo end to end, training time 0 | {total:.1f} s: " + "; ".join(parts[:-1]) + " |")
 PY
@@ -122,13 +123,27 @@ python3 - "$out/scale.json" >> "$results" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 if r["tick_blobs_read"] > r["active"] + 2:
-    sys.exit(f"a reconcile tick read {r['tick_blobs_read']} blobs for {r['active']} active runs")
+    sys.exit(f"the active index read {r['tick_blobs_read']} blobs for {r['active']} active runs")
 n = f"{r['runs']:,} runs x 15 transitions"
 print(f"| reconcile tick, {n}, {r['active']} active | {r['tick_blobs_read']} blobs read + {r['tick_listings']} listing of {r['tick_names_listed']} names, {r['tick_index_read_ms']:.1f} ms |")
 print(f"| status/runs first page (50), {n} | {r['status_runs_first_page_ms']:.1f} ms, {r['status_runs_blobs_read']} blobs read |")
 print(f"| status/audit/{{run}}, {n} | {r['status_audit_run_ms']:.1f} ms, {r['status_audit_run_blobs_read']} blobs read |")
 PY
 tail -n 3 "$results"
+
+# 6. Evaluation at the rate limit: a real evaluation (candidate and base, each on a Hub
+# deployment of N capacity units) against the emulator's per-deployment limits; the wall time
+# as a ratio to the bound the limits set (1.0 is the limit itself), and calls refused.
+pace="300 100"; $short && pace="40 100"
+# shellcheck disable=SC2086
+"$target/release/examples/eval_pace" $pace > "$out/pace.json"
+python3 - "$out/pace.json" >> "$results" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+print(f"| evaluation at the rate limit: {r['examples']} examples x 2 deployments of {r['capacity_units']} units ({r['requests_per_minute']:.0f} RPM) "
+      f"| {r['wall_seconds']} s; bound {r['lower_bound_seconds']} s; ratio {r['ratio']}; {r['throttled']} calls refused with 429 |")
+PY
+tail -n 1 "$results"
 
 echo
 echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

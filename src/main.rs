@@ -99,7 +99,8 @@ enum Command {
     },
     /// Show runs, one run, or the environments.
     Status {
-        /// Run id, or `environments`, `endpoints`, `audit`.
+        /// Run id, or `projects`, `projects/NAME`, `environments`, `endpoints`, `capacity`,
+        /// `audit`.
         what: Option<String>,
         /// Print JSON.
         #[arg(long)]
@@ -482,7 +483,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let path = match what.as_deref() {
                 None => "runs".to_owned(),
-                Some(w @ ("environments" | "endpoints" | "audit")) => w.to_owned(),
+                Some(w @ ("environments" | "endpoints" | "audit" | "projects" | "capacity")) => {
+                    w.to_owned()
+                }
+                Some(p) if p.starts_with("projects/") => p.to_owned(),
                 Some(id) => format!("runs/{id}"),
             };
             let v = match storage {
@@ -495,10 +499,13 @@ async fn main() -> anyhow::Result<()> {
                 }
                 None => fthub::commands::ops::status_with_key(&url, &path, code.as_deref()).await?,
             };
-            if json || what.is_some() {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                print!("{}", fthub::commands::ops::runs_table(&v));
+            use fthub::commands::tables;
+            match (json, what.as_deref()) {
+                (false, None) => print!("{}", fthub::commands::ops::runs_table(&v)),
+                (false, Some("projects")) => print!("{}", tables::projects(&v)),
+                (false, Some("environments")) => print!("{}", tables::environments(&v)),
+                (false, Some("capacity")) => print!("{}", tables::capacity(&v)),
+                _ => println!("{}", serde_json::to_string_pretty(&v)?),
             }
             Ok(())
         }

@@ -57,7 +57,9 @@ async fn env() -> Env {
         .expect("emulator");
     let dir = tempfile::tempdir().expect("tmp");
     let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::new(dir.path().join("storage")));
-    let topology = Topology::local(&emulator);
+    let mut topology = Topology::local(&emulator);
+    // Evaluation deployments large enough that their rate limits do not pace these tests.
+    topology.deployment.evaluation_capacity = 2000;
     let http = Http::new(RetryPolicy {
         budget: Duration::from_secs(10),
         min_delay: Duration::from_millis(20),
@@ -1193,4 +1195,218 @@ async fn a_corrupt_inventory_record_is_an_error_and_is_never_overwritten_as_empt
     let (_, bytes) = store.get("state", name).await.expect("get");
     assert_eq!(bytes, broken, "left as it was");
     assert_eq!(e.run_of(&id).await.stage, Stage::Dev);
+}
+
+#[tokio::test]
+async fn an_inventory_in_the_single_slot_layout_is_converted_on_first_use_losing_nothing() {
+    use fthub::domain::inventory::ReleaseKind;
+    use fthub::domain::run::{NewRun, Run};
+    let e = env().await;
+    let store = e.pipeline.store.as_ref();
+    let now = chrono::Utc::now();
+    // Two projects' runs, as an earlier version recorded them.
+    for (id, project, model) in [
+        ("acme-s1-aaaaaaaa", "acme", "gpt-4.1-mini.ft-a1"),
+        ("acme-s2-bbbbbbbb", "acme", "gpt-4.1-mini.ft-a2"),
+        ("beta-s1-cccccccc", "beta", "gpt-4.1-mini.ft-b1"),
+    ] {
+        let mut r = Run::new(
+            NewRun {
+                id: id.into(),
+                project: project.into(),
+                submission: "s".into(),
+                submitted_by: "x".into(),
+                manifest: fthub::domain::manifest::Manifest::bare("train.jsonl"),
+                base_model: "gpt-4.1-mini-2025-04-14".into(),
+                data_digest: "0".repeat(64),
+                files: vec![],
+            },
+            Stage::Prod,
+            now,
+        );
+        r.fine_tuned_model = Some(model.into());
+        runs::create(store, &r).await.expect("run");
+    }
+    // Today's layout: one entry per environment and region (the second project's record
+    // replaced the first's in Test), and one history per environment.
+    let entry = |account: &str, region: &str, dep: &str, model: &str, run: &str, health: &str| {
+        json!({"account": account, "region": region, "deployment": dep, "model": model, "run_id": run,
+               "deployed_at": now, "last_keepalive": now, "last_latency_ms": 12, "health": health, "restorations": 2})
+    };
+    let legacy = json!({"environments": {
+        "prod": {"regions": {
+            "swedencentral": entry("prod-swedencentral", "swedencentral", "ft-acme", "gpt-4.1-mini.ft-a2", "acme-s2-bbbbbbbb", "restored"),
+            "eastus2": entry("prod-eastus2", "eastus2", "ft-acme", "gpt-4.1-mini.ft-a2", "acme-s2-bbbbbbbb", "healthy")},
+            "history": ["acme-s1-aaaaaaaa", "acme-s2-bbbbbbbb"]},
+        "test": {"regions": {
+            "swedencentral": entry("test-swedencentral", "swedencentral", "ft-beta", "gpt-4.1-mini.ft-b1", "beta-s1-cccccccc", "healthy")},
+            "history": ["acme-s1-aaaaaaaa", "beta-s1-cccccccc"]}
+    }});
+    let original = serde_json::to_vec_pretty(&legacy).expect("json");
+    store
+        .put("state", "inventory.json", &original, Condition::None)
+        .await
+        .expect("legacy");
+    let estate = inventory::estate(store, &e.pipeline.topology)
+        .await
+        .expect("converted");
+    let prod = estate.deployments("acme", E::Prod);
+    assert_eq!(prod.len(), 2);
+    let sweden = prod
+        .iter()
+        .find(|(a, _)| a.name == "prod-swedencentral")
+        .expect("sweden")
+        .1;
+    assert_eq!(
+        (
+            sweden.run_id.as_str(),
+            sweden.model.as_str(),
+            sweden.health,
+            sweden.restorations,
+            sweden.last_latency_ms
+        ),
+        (
+            "acme-s2-bbbbbbbb",
+            "gpt-4.1-mini.ft-a2",
+            Health::Restored,
+            2,
+            Some(12)
+        )
+    );
+    assert_eq!(estate.deployments("beta", E::Test).len(), 1);
+    // Release histories split per project, order kept: acme's Prod rolls back to s1.
+    let acme = inventory::project(store, "acme").await.expect("acme");
+    let prod_releases: Vec<&str> = acme.releases[&E::Prod]
+        .iter()
+        .map(|r| r.run_id.as_str())
+        .collect();
+    assert_eq!(prod_releases, ["acme-s1-aaaaaaaa", "acme-s2-bbbbbbbb"]);
+    assert!(
+        acme.releases[&E::Prod]
+            .iter()
+            .all(|r| r.kind == ReleaseKind::Migrated && !r.model.is_empty())
+    );
+    assert_eq!(
+        acme.rollback_target(E::Prod).map(|r| r.run_id.as_str()),
+        Some("acme-s1-aaaaaaaa")
+    );
+    assert_eq!(
+        acme.releases[&E::Test]
+            .iter()
+            .map(|r| r.run_id.as_str())
+            .collect::<Vec<_>>(),
+        ["acme-s1-aaaaaaaa"]
+    );
+    let beta = inventory::project(store, "beta").await.expect("beta");
+    assert_eq!(
+        beta.current(E::Test).map(|r| r.run_id.as_str()),
+        Some("beta-s1-cccccccc")
+    );
+    // The old document is kept as it was, and converted once.
+    let (_, kept) = store.get("state", "inventory.json").await.expect("kept");
+    assert_eq!(kept, original);
+    inventory::update_account(store, "prod-eastus2", |r| {
+        r.deployments.clear();
+        Ok::<(), PipelineError>(())
+    })
+    .await
+    .expect("change");
+    let again = inventory::estate(store, &e.pipeline.topology)
+        .await
+        .expect("again");
+    assert_eq!(
+        again.deployments("acme", E::Prod).len(),
+        1,
+        "not converted twice"
+    );
+}
+
+#[tokio::test]
+async fn a_corrupt_inventory_in_the_single_slot_layout_stops_its_conversion_instead_of_reading_empty()
+ {
+    let e = env().await;
+    let store = e.pipeline.store.as_ref();
+    store
+        .put(
+            "state",
+            "inventory.json",
+            b"{\"environments\": [",
+            Condition::None,
+        )
+        .await
+        .expect("corrupt");
+    let err = inventory::estate(store, &e.pipeline.topology)
+        .await
+        .expect_err("corrupt");
+    assert!(err.to_string().contains("inventory.json"), "{err}");
+    assert!(
+        store
+            .properties("state", "inventory/migrated-v2")
+            .await
+            .is_err(),
+        "not marked converted"
+    );
+}
+
+#[tokio::test]
+async fn an_evaluation_waits_in_line_for_a_hub_slot_and_goes_when_one_frees() {
+    use fthub::domain::inventory::Reservation;
+    let e = env().await;
+    e.submit_and_start().await;
+    let p = &e.pipeline;
+    let id = e.train().await;
+    // Five evaluations of other runs hold every Hub slot.
+    inventory::update_account(p.store.as_ref(), "hub", |r| {
+        for i in 0..5 {
+            r.reservations.insert(
+                format!("eval-other{i}"),
+                Reservation {
+                    project: "other".into(),
+                    run_id: format!("other-s{i}-00000000"),
+                    at: chrono::Utc::now(),
+                },
+            );
+        }
+        Ok::<(), PipelineError>(())
+    })
+    .await
+    .expect("fill");
+    let out = p.evaluate(&id).await.expect("waits, does not fail");
+    assert!(out.next.is_empty() && out.notifications.is_empty());
+    let run = e.run_of(&id).await;
+    assert_eq!(run.stage, Stage::Evaluating);
+    let waiting = run.waiting.expect("says what it waits for");
+    assert!(
+        waiting.contains("position 1") && waiting.contains("eval-other0"),
+        "{waiting}"
+    );
+    assert_eq!(
+        e.count("PUT", "/deployments/eval-").await,
+        0,
+        "nothing deployed without a slot"
+    );
+    let hub = inventory::account(p.store.as_ref(), "hub")
+        .await
+        .expect("hub");
+    assert_eq!(hub.waiting.len(), 1);
+    // The reconciler finds the holders' runs gone (crashed, cancelled): it frees their
+    // slots, and the waiting evaluation goes in the same tick.
+    let tick = p.monitor_training().await.expect("tick");
+    assert!(
+        tick.next.iter().any(|m| m.run_id() == id.as_str()),
+        "the waiting run is woken: {:?}",
+        tick.next
+    );
+    let run = e.run_of(&id).await;
+    assert!(run.waiting.is_none(), "{:?}", run.waiting);
+    assert!(
+        matches!(run.stage, Stage::Evaluated | Stage::Dev),
+        "{:?}",
+        run.history.last()
+    );
+    let hub = inventory::account(p.store.as_ref(), "hub")
+        .await
+        .expect("hub");
+    assert_eq!(hub.used(), 0, "{hub:?}");
+    assert!(hub.waiting.is_empty());
 }

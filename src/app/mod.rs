@@ -19,6 +19,10 @@ use crate::domain::topology::{Topology, TopologyError};
 use crate::ports::{BlobStore, Inference};
 use crate::services::pipeline::Pipeline;
 
+/// In a topology file, stands for the emulator's URL (`FTHUB_EMULATOR_URL`): such a
+/// topology describes a local estate on the emulator and is used with the emulator's key.
+pub const EMULATOR_PLACEHOLDER: &str = "{emulator}";
+
 /// Shared handler state: what the functions use.
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -86,9 +90,24 @@ impl AppState {
                             path: path.display().to_string(),
                             source,
                         })?;
-                    let t = Topology::from_json(&text)?;
-                    let id: Arc<dyn TokenSource> = Arc::new(entra()?);
-                    (t, Auth::Bearer(id.clone()), id)
+                    if text.contains(EMULATOR_PLACEHOLDER) {
+                        // A local estate described by a file (other limits, projects,
+                        // approvers) on the emulator: the emulator's key, not Entra ID.
+                        let text = text.replace(
+                            EMULATOR_PLACEHOLDER,
+                            settings.emulator_url.trim_end_matches('/'),
+                        );
+                        let key = settings.emulator_key.clone();
+                        (
+                            Topology::from_json(&text)?,
+                            Auth::ApiKey(Secret::new(key.clone())),
+                            Arc::new(StaticToken(Secret::new(key))),
+                        )
+                    } else {
+                        let t = Topology::from_json(&text)?;
+                        let id: Arc<dyn TokenSource> = Arc::new(entra()?);
+                        (t, Auth::Bearer(id.clone()), id)
+                    }
                 }
                 None => {
                     let t = Topology::local(&settings.emulator_url);
@@ -112,7 +131,8 @@ impl AppState {
         tune(&mut pipeline, &settings.tuning);
         // Customer-provided keys come from Key Vault with the same identity, in Azure mode
         // and whenever storage is reached with Entra ID.
-        if settings.topology.is_some() || settings.storage.needs_identity() {
+        let on_emulator = matches!(data_auth, Auth::ApiKey(_));
+        if !on_emulator || settings.storage.needs_identity() {
             pipeline.keys = Some(Arc::new(KeyVaultKeys::new(entra()?.credential())));
         }
         Ok(Self {
@@ -140,6 +160,9 @@ pub fn tune(p: &mut Pipeline, t: &Tuning) {
     }
     if let Some(n) = t.eval_batch {
         p.eval_batch = n;
+    }
+    if t.rpm_per_unit.is_some() {
+        p.rpm_per_unit = t.rpm_per_unit;
     }
 }
 

@@ -36,10 +36,10 @@ pub struct Settings {
 }
 
 /// Optional pipeline settings, each `None` when unset (the pipeline's default applies).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Tuning {
-    /// `FTHUB_CLAIM_TTL_SECONDS`: a side-effect claim older than this belongs to a dead
-    /// invocation (default 660, must exceed the function timeout).
+    /// `FTHUB_CLAIM_TTL_SECONDS`: a side-effect claim not renewed for this long belongs to a
+    /// dead invocation (default 90; a live one renews it every third of that).
     pub claim_ttl: Option<Duration>,
     /// `FTHUB_CLAIM_WAIT_SECONDS`: how long a duplicate waits for a live claim (240).
     pub claim_wait: Option<Duration>,
@@ -55,6 +55,9 @@ pub struct Tuning {
     pub eval_batch: Option<usize>,
     /// `FTHUB_KEEPALIVE_BUDGET_SECONDS`: how long one KeepWarm pass may take (240).
     pub keepalive_budget: Option<Duration>,
+    /// `FTHUB_RPM_PER_UNIT`: requests per minute per capacity unit, where a contract differs
+    /// from the documented table (6 for chat models, 1 for o-series).
+    pub rpm_per_unit: Option<f64>,
 }
 
 /// Blob containers the pipeline reads and writes (declared in `infra/main.bicep`).
@@ -147,6 +150,15 @@ impl Settings {
                 eval_cap: count("FTHUB_EVAL_CAP")?,
                 eval_batch: count("FTHUB_EVAL_BATCH")?,
                 keepalive_budget: seconds("FTHUB_KEEPALIVE_BUDGET_SECONDS")?,
+                rpm_per_unit: set("FTHUB_RPM_PER_UNIT")
+                    .map(|v| match v.trim().parse::<f64>() {
+                        Ok(n) if n > 0.0 && n.is_finite() => Ok(n),
+                        _ => Err(SettingsError::Number {
+                            name: "FTHUB_RPM_PER_UNIT",
+                            value: v,
+                        }),
+                    })
+                    .transpose()?,
             },
         })
     }
@@ -161,8 +173,8 @@ pub enum SettingsError {
     /// The storage setting is malformed.
     #[error("storage setting: {0}")]
     Storage(String),
-    /// A numeric setting that is not a positive whole number.
-    #[error("{name} is {value:?}, not a positive whole number")]
+    /// A numeric setting that is not a positive number.
+    #[error("{name} is {value:?}, not a positive number")]
     Number {
         /// The setting.
         name: &'static str,

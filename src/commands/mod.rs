@@ -4,4 +4,5 @@ pub mod demo;
 pub mod ops;
 pub mod runs;
 pub mod storage;
+pub mod tables;
 pub mod validate;

@@ -262,7 +262,8 @@ pub fn runs_table(v: &Value) -> String {
 }
 
 /// The order runs move through; `wait` is done once the run is at or past the target.
-const PROGRESS: [&str; 7] = [
+const PROGRESS: [&str; 8] = [
+    "queued",
     "uploading",
     "training",
     "evaluating",

@@ -12,6 +12,7 @@ pub mod manifest;
 pub mod messages;
 pub mod project;
 pub mod queue;
+pub mod ratelimit;
 pub mod run;
 pub mod topology;
 pub mod validation;

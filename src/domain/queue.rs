@@ -25,6 +25,19 @@ pub struct Queued {
     pub bytes: u64,
 }
 
+impl Queued {
+    /// What a run will hold on the Hub: its data files and the job's result file.
+    pub fn of(run: &super::run::Run) -> Self {
+        Self {
+            run_id: run.id.clone(),
+            project: run.project.clone(),
+            queued_at: run.queued_at.unwrap_or(run.created_at),
+            files: run.files.len() + 1,
+            bytes: run.files.iter().map(|f| f.bytes).sum(),
+        }
+    }
+}
+
 /// A run holding one of the Hub's job slots (from dispatch until its job ends).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobSlot {
@@ -66,8 +79,6 @@ pub struct Ledger {
     pub seq: u64,
     /// The Hub refused a job for its limits: no dispatch before then.
     pub paused_until: Option<DateTime<Utc>>,
-    /// The waiting runs in the order they will be started (positions in views).
-    pub order: Vec<String>,
 }
 
 impl Ledger {
@@ -83,9 +94,9 @@ impl Ledger {
     }
 
     /// Grants job slots to waiting runs in fair order while the limits allow; returns the
-    /// runs granted, in order, and records the new order of those still waiting. A run that
-    /// would not fit the file limits waits (behind it, smaller runs may go first only once
-    /// it is the sole blocker, so a large run is not overtaken forever).
+    /// runs granted, in order. The head of the line goes first: a run that does not fit the
+    /// file limits yet holds back the runs behind it, so a large run is never overtaken
+    /// forever.
     pub fn dispatch(
         &mut self,
         waiting: &[Queued],
@@ -96,16 +107,21 @@ impl Ledger {
         let by_id: BTreeMap<&str, &Queued> =
             waiting.iter().map(|q| (q.run_id.as_str(), q)).collect();
         let mut granted = Vec::new();
-        let paused = self.paused_until.is_some_and(|t| t > now);
-        let mut rest = Vec::new();
+        if self.paused_until.is_some_and(|t| t > now) {
+            return granted;
+        }
         for id in order {
+            if self.jobs.contains_key(&id) {
+                continue;
+            }
             let q = by_id[id.as_str()];
-            let fits = !paused
-                && self.jobs.len() < limits.job_slots()
+            let fits = self.jobs.len() < limits.job_slots()
                 && self.files_in_use() + q.files <= limits.files
                 && self.bytes_in_use() + q.bytes <= limits.file_bytes;
-            // The head of the queue goes first: nobody overtakes a run that waits for room.
-            if fits && rest.is_empty() && !self.jobs.contains_key(&id) {
+            if !fits {
+                break;
+            }
+            {
                 self.seq += 1;
                 self.last_dispatch.insert(q.project.clone(), self.seq);
                 self.jobs.insert(
@@ -119,22 +135,24 @@ impl Ledger {
                     },
                 );
                 granted.push(id);
-            } else if !self.jobs.contains_key(&id) {
-                rest.push(id);
             }
         }
-        self.order = rest;
         granted
+    }
+
+    /// The waiting runs (those not holding a slot) in the order they will be started.
+    pub fn line(&self, waiting: &[Queued]) -> Vec<String> {
+        let waiting: Vec<Queued> = waiting
+            .iter()
+            .filter(|q| !self.jobs.contains_key(&q.run_id))
+            .cloned()
+            .collect();
+        fair_order(&waiting, &self.last_dispatch)
     }
 
     /// Gives a run's job slot back (its job ended, it was cancelled, or the Hub refused it).
     pub fn release(&mut self, run_id: &str) {
         self.jobs.remove(run_id);
-    }
-
-    /// The 1-based position of a waiting run.
-    pub fn position(&self, run_id: &str) -> Option<usize> {
-        self.order.iter().position(|r| r == run_id).map(|p| p + 1)
     }
 
     /// Whether `q` could ever be started on this Hub, even alone.
@@ -216,8 +234,7 @@ mod tests {
         waiting.push(q("beta", 10));
         let granted = l.dispatch(&waiting, &limits(1, 1), now);
         assert_eq!(granted, ["alpha-0", "beta-10"]);
-        assert_eq!(l.position("alpha-1"), Some(1));
-        assert_eq!(l.position("alpha-3"), Some(3));
+        assert_eq!(l.line(&waiting), ["alpha-1", "alpha-2", "alpha-3"]);
         // Nothing more until a slot frees; then the next one.
         let still: Vec<Queued> = waiting[1..4].to_vec();
         assert!(l.dispatch(&still, &limits(1, 1), now).is_empty());
@@ -262,6 +279,6 @@ mod tests {
         l.release("alpha-2");
         l.paused_until = Some(now + chrono::Duration::minutes(1));
         assert!(l.dispatch(&waiting[..1], &files, now).is_empty());
-        assert_eq!(l.position("alpha-0"), Some(1));
+        assert_eq!(l.line(&waiting[..1]), ["alpha-0"]);
     }
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{inventory, runs};
 use crate::domain::env::Env;
 use crate::domain::inventory::AccountRecord;
-use crate::domain::queue::Ledger;
+use crate::domain::queue::{Ledger, Queued};
 use crate::domain::topology::Topology;
 use crate::ports::{BlobError, BlobStore};
 
@@ -57,7 +57,11 @@ pub async fn view(
         ["runs", id] => match runs::get(store, id).await? {
             Some((run, _)) => {
                 let position = if run.stage == crate::domain::run::Stage::Queued {
-                    ledger(store).await?.position(&run.id)
+                    queue_line(store)
+                        .await?
+                        .iter()
+                        .position(|r| *r == run.id)
+                        .map(|p| p + 1)
                 } else {
                     None
                 };
@@ -124,6 +128,20 @@ pub async fn ledger(store: &dyn BlobStore) -> Result<Ledger, BlobError> {
         .await?
         .map(|(l, _)| l)
         .unwrap_or_default())
+}
+
+/// The runs waiting for a training slot, in the order they will be started.
+///
+/// # Errors
+/// Storage failures.
+pub async fn queue_line(store: &dyn BlobStore) -> Result<Vec<String>, BlobError> {
+    let (active, _) = runs::active(store).await?;
+    let waiting: Vec<Queued> = active
+        .iter()
+        .filter(|r| r.stage == crate::domain::run::Stage::Queued)
+        .map(Queued::of)
+        .collect();
+    Ok(ledger(store).await?.line(&waiting))
 }
 
 /// Every account record: laid out by the topology when there is one, else every record in
@@ -287,7 +305,8 @@ async fn capacity(store: &dyn BlobStore, topology: Option<&Topology>) -> Result<
             "files": {"in_use": l.files_in_use(), "limit": limits.files, "bytes_in_use": l.bytes_in_use(), "bytes_limit": limits.file_bytes, "retained": l.retained.len()},
         });
     }
-    Ok(json!({"spokes": spokes, "hub": hub, "queue": l.order, "paused_until": l.paused_until}))
+    let line = queue_line(store).await?;
+    Ok(json!({"spokes": spokes, "hub": hub, "queue": line, "paused_until": l.paused_until}))
 }
 
 /// `project`, `stage` and `since` (RFC 3339) of a runs query.

@@ -70,7 +70,10 @@ impl Pipeline {
                 .await?;
                 return Ok(Some(result));
             }
-            claim => match act(matches!(claim, Claim::Takeover)).await {
+            claim => match self
+                .renewing(id, step, act(matches!(claim, Claim::Takeover)))
+                .await
+            {
                 Ok(Some(r)) => r,
                 Ok(None) => {
                     self.release(id, step).await;
@@ -147,6 +150,34 @@ impl Pipeline {
                     });
                 }
                 State::Busy => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Runs `work` while renewing the claim on `step` every third of the TTL, so a live
+    /// holder is never taken over however long its step runs (a long evaluation, a slow
+    /// machine) and the TTL can be short: a dead holder's claim goes stale within it.
+    async fn renewing<T>(&self, id: &str, step: &str, work: impl Future<Output = T>) -> T {
+        let every = (self.claim_ttl / 3).max(Duration::from_millis(100));
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => {
+                    let now = self.now();
+                    let renewed = runs::update(self.store.as_ref(), id, |r| {
+                        if let Some(e) = r.effects.get_mut(step).filter(|e| e.done_at.is_none()) {
+                            e.started_at = now;
+                        }
+                        Ok::<(), PipelineError>(())
+                    })
+                    .await;
+                    if let Err(e) = renewed {
+                        tracing::warn!(error = %e, %step, "Could not renew a claim; it may be taken over.");
+                    }
+                }
             }
         }
     }

@@ -1,6 +1,7 @@
 use super::*;
 use crate::domain::evaluation as scoring;
 use crate::domain::heldout::{Example, Plan};
+use crate::domain::ratelimit::Limits;
 use crate::domain::run::EvalProgress;
 use serde_json::json;
 
@@ -16,10 +17,10 @@ fn coverage(plan: &Plan) -> String {
     }
 }
 
-/// A deployment scored beside the candidate.
+/// A deployment scored on the held-out set.
 #[derive(Debug, Clone)]
-struct Baseline {
-    /// `prod` or `parent`.
+struct Target {
+    /// `candidate`, `base`, `prod` or `parent`.
     label: &'static str,
     /// Its account.
     account: String,
@@ -27,8 +28,18 @@ struct Baseline {
     deployment: String,
     /// Its model.
     model: String,
-    /// The run it serves.
-    run_id: String,
+    /// Its capacity units (its rate limits follow).
+    capacity: u32,
+}
+
+/// `max_tokens` for the evaluation calls: room for twice the longest expected answer
+/// (about 4 characters a token), so a one-word label does not reserve 200 tokens of the
+/// deployment's per-minute budget per call.
+fn answer_budget(set: &[Example]) -> u32 {
+    let longest = set.iter().map(|e| e.expected.len()).max().unwrap_or(0);
+    u32::try_from(longest / 4 * 2 + 16)
+        .unwrap_or(u32::MAX)
+        .min(4096)
 }
 
 /// The deployable base model of a dated base-model name: its family
@@ -38,41 +49,58 @@ fn base_deployment_model(base: &str) -> String {
 }
 
 impl Pipeline {
+    /// Answers every example on `t`, at most `eval_concurrency` calls in flight, each
+    /// paced within the deployment's rate limits; a call refused for the rate limit waits
+    /// as asked (every caller of that deployment with it) and goes again.
     async fn answer_all(
         &self,
-        client: &Arc<dyn Inference>,
-        deployment: &str,
-        model: &str,
+        t: &Target,
         set: &[Example],
+        max_tokens: u32,
     ) -> Result<Vec<Answered>, PipelineError> {
         use futures_util::stream::{self, TryStreamExt as _};
+        let client = self.inference(&t.account)?.clone();
+        let key = format!("{}/{}", t.account, t.deployment);
+        let limits = Limits::of(&t.model, t.capacity, self.rpm_per_unit);
+        let (client, key) = (&client, &key);
         stream::iter(set.iter().cloned().map(Ok::<_, PipelineError>))
             .map_ok(
                 |Example {
                      prompt: messages,
                      expected,
-                 }| {
-                    let client = client.clone();
-                    async move {
-                        let r = client
-                            .chat(
-                                deployment,
-                                model,
-                                &ChatRequest {
-                                    messages,
-                                    max_tokens: Some(200),
-                                    temperature: Some(0.0),
-                                },
-                            )
-                            .await?;
-                        Ok(Answered {
-                            expected,
-                            answer: r.content,
-                            latency_ms: r.latency_ms as f64,
-                            prompt_tokens: r.usage.prompt_tokens,
-                            completion_tokens: r.usage.completion_tokens,
-                        })
-                    }
+                 }| async move {
+                    // Azure counts the prompt and max_tokens at arrival; ~4 characters a token.
+                    let prompt: usize = messages
+                        .iter()
+                        .map(|m| m.content.as_deref().map_or(0, str::len) / 4 + 4)
+                        .sum();
+                    let tokens = prompt as u64 + u64::from(max_tokens);
+                    let req = ChatRequest {
+                        messages,
+                        max_tokens: Some(max_tokens),
+                        temperature: Some(0.0),
+                    };
+                    let mut refusals = 0;
+                    let r = loop {
+                        self.pacers.acquire(key, limits, tokens).await;
+                        match client.chat(&t.deployment, &t.model, &req).await {
+                            Ok(r) => break r,
+                            Err(e) => match pacing::throttled(&e) {
+                                Some(wait) if refusals < 10 => {
+                                    refusals += 1;
+                                    self.pacers.throttled(key, wait);
+                                }
+                                _ => return Err(e.into()),
+                            },
+                        }
+                    };
+                    Ok(Answered {
+                        expected,
+                        answer: r.content,
+                        latency_ms: r.latency_ms as f64,
+                        prompt_tokens: r.usage.prompt_tokens,
+                        completion_tokens: r.usage.completion_tokens,
+                    })
                 },
             )
             .try_buffered(self.eval_concurrency.max(1))
@@ -84,18 +112,16 @@ impl Pipeline {
     /// invocation stored (one listing tells which) and storing each new one as it
     /// completes. `false` when `deadline` passed first: the next invocation resumes at the
     /// first missing batch. The answers are read back once, for scoring, by [`Self::answers`].
-    #[allow(clippy::too_many_arguments)]
     async fn answer_batched(
         &self,
         run_id: &str,
-        label: &str,
-        client: &Arc<dyn Inference>,
-        deployment: &str,
-        model: &str,
+        t: &Target,
         plan: &Plan,
         set: &[Example],
         deadline: tokio::time::Instant,
     ) -> Result<bool, PipelineError> {
+        let label = t.label;
+        let max_tokens = answer_budget(set);
         let stored = self.stored_batches(run_id, label).await?;
         let mut scored = 0;
         for (b, chunk) in set.chunks(plan.batch_size.max(1)).enumerate() {
@@ -107,7 +133,7 @@ impl Pipeline {
                 return Ok(false);
             }
             scored += 1;
-            let answers = self.answer_all(client, deployment, model, chunk).await?;
+            let answers = self.answer_all(t, chunk, max_tokens).await?;
             self.store_batch(run_id, label, b, &answers).await?;
         }
         Ok(true)
@@ -131,8 +157,8 @@ impl Pipeline {
         let waiting = match self.eval_slot(&run, &candidate).await? {
             super::slots::EvalSlot::Held => None,
             super::slots::EvalSlot::Waiting { position, holders } => Some(format!(
-                "a Hub evaluation slot: position {position} in line; {} of {} held by {holders}",
-                self.topology.hub.deployment_slots, self.topology.hub.deployment_slots
+                "a Hub evaluation slot: position {position} in line; all {} held by {holders}",
+                self.topology.hub.deployment_slots
             )),
         };
         if run.waiting != waiting {
@@ -231,44 +257,27 @@ impl Pipeline {
                     .put(&hub.resource_id, &base_dep, &base_spec, None)
                     .await?;
             }
-            let hub_client = self.inference(&hub.name)?.clone();
+            let on_hub = |label, deployment: &str, model: &str| Target {
+                label,
+                account: hub.name.clone(),
+                deployment: deployment.to_owned(),
+                model: model.to_owned(),
+                capacity: d.evaluation_capacity,
+            };
             let mut targets = vec![
-                (
-                    "candidate",
-                    hub_client.clone(),
-                    candidate.clone(),
-                    model.clone(),
-                ),
-                (
-                    "base",
-                    hub_client,
-                    base_dep.clone(),
-                    base_spec.model.clone(),
-                ),
+                on_hub("candidate", &candidate, &model),
+                on_hub("base", &base_dep, &base_spec.model),
             ];
-            for b in &others {
-                targets.push((
-                    b.label,
-                    self.inference(&b.account)?.clone(),
-                    b.deployment.clone(),
-                    b.model.clone(),
-                ));
-            }
-            for (label, client, dep, model) in &targets {
-                let done = self
-                    .answer_batched(id, label, client, dep, model, &plan, &set, deadline)
-                    .await?;
-                if !done {
+            targets.extend(others.iter().cloned());
+            for t in &targets {
+                if !self.answer_batched(id, t, &plan, &set, deadline).await? {
                     return Ok(None);
                 }
             }
             let mut scores = Vec::new();
-            for (label, _, dep, _) in &targets {
-                scores.push(scoring::score(
-                    label,
-                    dep,
-                    &self.answers(id, label, &plan).await?,
-                ));
+            for t in &targets {
+                let answers = self.answers(id, t.label, &plan).await?;
+                scores.push(scoring::score(t.label, &t.deployment, &answers));
             }
             Ok::<_, PipelineError>(Some(scores))
         }
@@ -434,29 +443,37 @@ impl Pipeline {
     /// The baselines besides the base model: this project's Prod release, and the parent
     /// run when the manifest names one and it serves somewhere (a model that serves
     /// nowhere has no deployment to score). Also says what was not scored, and why.
-    async fn baselines(&self, run: &Run) -> Result<(Vec<Baseline>, Vec<String>), PipelineError> {
+    async fn baselines(&self, run: &Run) -> Result<(Vec<Target>, Vec<String>), PipelineError> {
         let estate = inventory::estate(self.store.as_ref(), &self.topology).await?;
         let record = inventory::project(self.store.as_ref(), &run.project).await?;
-        let serving = |run_id: &str| -> Option<Baseline> {
+        let capacity = self.topology.deployment.capacity;
+        let serving = |run_id: &str| -> Option<(Target, String)> {
             Env::ALL.into_iter().rev().find_map(|env| {
                 estate
                     .deployments(&run.project, env)
                     .into_iter()
                     .find(|(_, d)| d.run_id == run_id && d.health.serves())
-                    .map(|(a, d)| Baseline {
-                        label: "prod",
-                        account: a.name.clone(),
-                        deployment: d.deployment.clone(),
-                        model: d.model.clone(),
-                        run_id: run_id.to_owned(),
+                    .map(|(a, d)| {
+                        let t = Target {
+                            label: "prod",
+                            account: a.name.clone(),
+                            deployment: d.deployment.clone(),
+                            model: d.model.clone(),
+                            capacity,
+                        };
+                        (t, run_id.to_owned())
                     })
             })
         };
         let mut out = Vec::new();
         let mut skipped = Vec::new();
+        let mut prod_run = None;
         match record.current(Env::Prod) {
             Some(prod) => match serving(&prod.run_id) {
-                Some(b) => out.push(b),
+                Some((b, r)) => {
+                    out.push(b);
+                    prod_run = Some(r);
+                }
                 None => skipped.push(format!(
                     "the Prod release of project {} ({}) has no healthy deployment to query",
                     run.project, prod.run_id
@@ -465,13 +482,13 @@ impl Pipeline {
             None => skipped.push(format!("project {} has no Prod release yet", run.project)),
         }
         if let Some(parent) = &run.manifest.parent_run {
-            if out.iter().any(|b| &b.run_id == parent) {
+            if prod_run.as_ref() == Some(parent) {
                 skipped.push(format!(
                     "parent run {parent} is the Prod release, scored as prod"
                 ));
             } else {
                 match serving(parent) {
-                    Some(b) => out.push(Baseline {
+                    Some((b, _)) => out.push(Target {
                         label: "parent",
                         ..b
                     }),

@@ -211,13 +211,7 @@ impl Pipeline {
         if let Some(parent) = &manifest.parent_run {
             run.flags.push(format!("iterates on {parent}"));
         }
-        let needs = crate::domain::queue::Queued {
-            run_id: id.clone(),
-            project: project.to_owned(),
-            queued_at: now,
-            files: run.files.len() + 1,
-            bytes: run.files.iter().map(|f| f.bytes).sum(),
-        };
+        let needs = crate::domain::queue::Queued::of(&run);
         let limits = self.topology.hub_limits;
         let (to, detail) = if !accepted {
             (Stage::Rejected, reasons.join("; "))

@@ -12,6 +12,7 @@ mod heldout;
 mod intake;
 mod keepwarm;
 mod operator;
+mod pacing;
 mod promotion;
 mod queue;
 mod reconcile;
@@ -19,6 +20,7 @@ mod slots;
 mod training;
 
 pub use deadletters::DeadLetter;
+pub use pacing::Pacers;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -175,8 +177,8 @@ pub struct Pipeline {
     pub eval_concurrency: usize,
     /// Customer-provided keys for submissions that name one (Key Vault in Azure).
     pub keys: Option<Arc<dyn KeySource>>,
-    /// A side-effect claim older than this belongs to a dead invocation: longer than any
-    /// invocation may run (the function timeout).
+    /// A side-effect claim not renewed for this long belongs to a dead invocation (its holder
+    /// renews it every third of this while it works).
     pub claim_ttl: Duration,
     /// How long a duplicate waits for the claim holder before failing retryably.
     pub claim_wait: Duration,
@@ -196,6 +198,11 @@ pub struct Pipeline {
     /// How long one KeepWarm pass may take: calls still unanswered then are recorded as
     /// failing (an unreachable Spoke must not hold the timer for its whole retry budget).
     pub keepalive_budget: Duration,
+    /// Per-deployment pacing of evaluation calls within each deployment's rate limits.
+    pub pacers: Arc<Pacers>,
+    /// Requests per minute per capacity unit, when the contract differs from the documented
+    /// table (6 for chat models, 1 for o-series).
+    pub rpm_per_unit: Option<f64>,
 }
 
 const ACTOR_PIPELINE: &str = "pipeline";
@@ -219,10 +226,9 @@ impl Pipeline {
             file_wait: Duration::from_secs(20),
             eval_concurrency: 4,
             keys: None,
-            // No invocation outlives host.json's functionTimeout (10 min): an older claim's
-            // holder is dead. A duplicate waits long enough that its redeliveries outlast
-            // the TTL before the queue's ten deliveries run out.
-            claim_ttl: Duration::from_secs(660),
+            // A live holder renews its claim every third of this, however long its step runs
+            // (see `effect.rs`): a claim not renewed for this long belongs to a dead holder.
+            claim_ttl: Duration::from_secs(90),
             claim_wait: Duration::from_secs(240),
             clock: Arc::new(SystemClock),
             reconcile_grace: Duration::from_secs(120),
@@ -232,6 +238,8 @@ impl Pipeline {
             // host.json's functionTimeout is 10 min: pause with room for the reports.
             eval_budget: Duration::from_secs(360),
             keepalive_budget: Duration::from_secs(240),
+            pacers: Arc::new(Pacers::default()),
+            rpm_per_unit: None,
         }
     }
 }

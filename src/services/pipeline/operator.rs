@@ -4,9 +4,10 @@
 use super::*;
 use crate::domain::run::Retry;
 
-/// The Hub deployment a run's candidate is evaluated on.
+/// The Hub deployment a run's candidate is evaluated on: unique per run (two submissions
+/// of the same data share a data digest, never a run id).
 pub(super) fn eval_deployment(run_id: &str) -> String {
-    format!("eval-{}", run_id.rsplit('-').next().unwrap_or("run"))
+    format!("eval-{}", &sha256_hex(run_id.as_bytes())[..12])
 }
 
 impl Pipeline {

@@ -48,17 +48,6 @@ impl Pipeline {
         Ok(super::super::docs::update(self.store.as_ref(), runs::STATE, LEDGER, change).await?)
     }
 
-    /// What a queued run will hold on the Hub: its data files and the job's result file.
-    fn needs(run: &Run) -> Queued {
-        Queued {
-            run_id: run.id.clone(),
-            project: run.project.clone(),
-            queued_at: run.queued_at.unwrap_or(run.created_at),
-            files: run.files.len() + 1,
-            bytes: run.files.iter().map(|f| f.bytes).sum(),
-        }
-    }
-
     /// Starts queued runs while the Hub has room, in fair order: grants their slots in the
     /// ledger, then moves each to `uploading` (the reconciler uploads and creates the job,
     /// or the caller does for its own run). Also moves on a run granted a slot by an
@@ -67,7 +56,7 @@ impl Pipeline {
         let waiting: Vec<Queued> = active
             .iter()
             .filter(|r| r.stage == Stage::Queued)
-            .map(Self::needs)
+            .map(Queued::of)
             .collect();
         if waiting.is_empty() {
             return Ok(Vec::new());

@@ -40,6 +40,11 @@ impl Pipeline {
             r.stage = Stage::Uploading;
         }
         let now = self.now();
+        let still_queued: Vec<Run> = active
+            .iter()
+            .filter(|r| r.stage == Stage::Queued)
+            .cloned()
+            .collect();
         let due: Vec<Run> = active.into_iter().filter(|r| self.due(r, now)).collect();
         let results: Vec<(String, bool, Result<Emitted, PipelineError>)> = stream::iter(due)
             .map(|run| async move {
@@ -64,6 +69,23 @@ impl Pipeline {
                     if let Some(n) = self.settle_retry(&id, Some(&e)).await? {
                         out.notifications.push(n);
                     }
+                }
+            }
+        }
+        // Jobs that ended in this tick gave their slots back: start the next runs now
+        // rather than a tick later.
+        let next = self.dispatch(&still_queued).await?;
+        let submitted: Vec<Result<Emitted, PipelineError>> = stream::iter(next)
+            .map(|id| async move { self.submit_to_hub(&id).await })
+            .buffer_unordered(self.reconcile_concurrency.max(1))
+            .collect()
+            .await;
+        for r in submitted {
+            match r {
+                Ok(e) => out.extend(e),
+                // Retried by the next tick: the run is uploading, a polling step.
+                Err(e) => {
+                    tracing::warn!(error = %e, "Upload for a run just started failed; retried next tick.")
                 }
             }
         }

@@ -1,11 +1,20 @@
 use super::*;
 
 fn suffix_for(run: &Run) -> String {
-    // Azure: at most 40 characters of a-z A-Z 0-9 - _. The digest keeps it unique per run.
-    let digest = run.id.rsplit('-').next().unwrap_or("");
+    // Azure: at most 40 characters of a-z A-Z 0-9 - _. A digest of the whole run id keeps
+    // it unique when the id is cut (the id's own digest is the data's, shared by runs).
+    let digest = &sha256_hex(run.id.as_bytes())[..8];
     let head: String = run.id.chars().take(40 - digest.len() - 1).collect();
     let head = head.trim_end_matches('-');
     format!("{head}-{digest}")
+}
+
+/// The suffix earlier versions gave a run's job (cut id and the data digest), still looked
+/// for when a job step is taken over, so an upgrade never creates a second job.
+fn legacy_suffix(run: &Run) -> String {
+    let digest = run.id.rsplit('-').next().unwrap_or("");
+    let head: String = run.id.chars().take(40 - digest.len() - 1).collect();
+    format!("{}-{digest}", head.trim_end_matches('-'))
 }
 
 impl Pipeline {
@@ -96,6 +105,8 @@ impl Pipeline {
             method: m.method,
         };
         let now = self.now();
+        let legacy = legacy_suffix(&run);
+        let legacy = &legacy;
         let created = self
             .effect(
                 id,
@@ -103,13 +114,16 @@ impl Pipeline {
                 |took_over| async move {
                     // A dead holder may have created the job before recording it: look first.
                     if took_over
-                        && let Some(j) = self
-                            .hub
-                            .list_jobs(None, 100)
-                            .await?
-                            .data
-                            .into_iter()
-                            .find(|j| j.suffix.as_deref() == job_req.suffix.as_deref())
+                        && let Some(j) =
+                            self.hub
+                                .list_jobs(None, 100)
+                                .await?
+                                .data
+                                .into_iter()
+                                .find(|j| {
+                                    j.suffix.as_deref() == job_req.suffix.as_deref()
+                                        || j.suffix.as_deref() == Some(legacy.as_str())
+                                })
                     {
                         return Ok(j.id);
                     }
