@@ -218,7 +218,8 @@ enum RunsCommand {
 
 #[derive(Debug, Subcommand)]
 enum DeadlettersCommand {
-    /// Dead-lettered pipeline messages, with the host's reason and the last error.
+    /// Dead-lettered pipeline messages, with the host's reason, the last error and replays:
+    /// the dead-letter book in storage, and what still sits in a local subqueue.
     List {
         /// Only this queue's (`training-completed`, `evaluation-completed`, `approvals`).
         #[arg(long)]
@@ -229,17 +230,28 @@ enum DeadlettersCommand {
         /// Local state directory.
         #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
+        #[command(flatten)]
+        storage: StorageArg,
     },
-    /// Send dead letters back to their queue as new messages.
+    /// Send dead letters back to their queue as new messages: one by its sequence number
+    /// (or book key), or every one not replayed yet.
     Replay {
-        /// Only the message with this sequence number.
-        sequence: Option<i64>,
+        /// The message's sequence number or book key.
+        key: Option<String>,
         /// Only this queue's.
         #[arg(long)]
         queue: Option<String>,
+        /// Who asks (recorded with the replay; default $USER).
+        #[arg(long = "as")]
+        actor: Option<String>,
         /// Local state directory.
         #[arg(long, env = "FTHUB_HOME", default_value = fthub::app::settings::DEFAULT_HOME)]
         home: PathBuf,
+        #[command(flatten)]
+        storage: StorageArg,
+        /// Service Bus: a namespace (Entra ID) or a connection string; default the local bus.
+        #[arg(long, env = "FTHUB_SERVICE_BUS", hide_env_values = true)]
+        bus: Option<String>,
     },
 }
 
@@ -541,39 +553,87 @@ async fn main() -> anyhow::Result<()> {
         Command::Runs(cmd) => runs_command(cmd).await,
         Command::Deadletters(cmd) => {
             use fthub::commands::runs;
-            let (home, out) = match cmd {
-                DeadlettersCommand::List { queue, json, home } => {
-                    let bus = fthub::adapters::local::bus::LocalBus::new(home.join("bus"));
-                    let list = runs::list(&bus, queue.as_deref())?;
+            let (out, listing) = match cmd {
+                DeadlettersCommand::List {
+                    queue,
+                    json,
+                    home,
+                    storage,
+                } => {
+                    let store = open_store(storage.storage.as_deref(), &home)?;
+                    // The local bus only in local mode: against Azure the book is the record.
+                    let bus = storage
+                        .storage
+                        .is_none()
+                        .then(|| fthub::adapters::local::bus::LocalBus::new(home.join("bus")));
+                    let list = runs::list(store.as_ref(), bus.as_ref(), queue.as_deref()).await?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&list)?);
                         return Ok(());
                     }
-                    (home, list)
+                    (list, true)
                 }
                 DeadlettersCommand::Replay {
-                    sequence,
+                    key,
                     queue,
+                    actor,
                     home,
+                    storage,
+                    bus,
                 } => {
-                    let bus = fthub::adapters::local::bus::LocalBus::new(home.join("bus"));
-                    (home, runs::replay(&bus, queue.as_deref(), sequence)?)
+                    let store = open_store(storage.storage.as_deref(), &home)?;
+                    let publisher =
+                        fthub::commands::ops::Publisher::from_setting(bus.as_deref(), &home)?;
+                    let local = match &publisher {
+                        fthub::commands::ops::Publisher::Local(b) => Some(b),
+                        fthub::commands::ops::Publisher::Azure(_) => None,
+                    };
+                    let by = actor
+                        .or_else(|| std::env::var("USER").ok())
+                        .unwrap_or_else(|| "operator".into());
+                    let list = runs::replay(
+                        store.as_ref(),
+                        &publisher,
+                        local,
+                        queue.as_deref(),
+                        key.as_deref(),
+                        &by,
+                    )
+                    .await?;
+                    (list, false)
                 }
             };
             if out.is_empty() {
-                println!("no dead letters in {}", home.join("bus").display());
+                println!(
+                    "{}",
+                    if listing {
+                        "no dead letters"
+                    } else {
+                        "nothing to replay: every dead letter was replayed already (name one to replay it again)"
+                    }
+                );
             }
             for d in out {
+                let replays = d["replays"].as_array().map_or(0, Vec::len);
                 println!(
-                    "{} #{} run {} — {}: {}{}",
+                    "{} {} run {} — {}: {}{}",
                     d["queue"].as_str().unwrap_or(""),
-                    d["sequence"],
+                    d["sequence"].as_i64().map_or_else(
+                        || d["key"].as_str().unwrap_or("").to_owned(),
+                        |n| format!("#{n}")
+                    ),
                     d["run_id"].as_str().unwrap_or("?"),
                     d["reason"].as_str().unwrap_or("?"),
                     d["description"].as_str().unwrap_or(""),
-                    d.get("replayed_as")
-                        .map(|n| format!(" → replayed as #{n}"))
-                        .unwrap_or_default()
+                    if let Some(n) = d.get("replayed_as") {
+                        format!(" → replayed as #{n}")
+                    } else if d["replayed"] == true {
+                        " → replayed".to_owned()
+                    } else if replays > 0 {
+                        format!(" (replayed {replays}×)")
+                    } else {
+                        String::new()
+                    }
                 );
             }
             Ok(())

@@ -400,7 +400,18 @@ async fn killing_the_host_at_random_points_of_progress_ends_in_the_same_final_st
     )
     .expect("json");
     assert_eq!(report["examples"], EXAMPLES, "(seed {seed})");
-    // Nothing was lost: no dead-lettered message, no poisoned blob.
+    // Nothing was lost: no message dead-lettered (the recorders consume the dead-letter
+    // subqueues, so look at the run's history too), no poisoned blob.
+    let recorded: Vec<&Value> = run["history"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["to"] == "dead_lettered")
+        .collect();
+    assert!(
+        recorded.is_empty(),
+        "dead letters recorded on the run: {recorded:?} (seed {seed})"
+    );
     let dead: Vec<_> = files_named(&story.home.path().join("bus"), "deadletter")
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "json"))

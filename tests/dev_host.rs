@@ -757,3 +757,86 @@ async fn fthub_runs_lists_cancels_and_refuses_to_retry_through_the_apps_api() {
         String::from_utf8_lossy(&retry.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_the_recorder_consumed_is_kept_in_the_book_listed_and_replayed_once() {
+    let home = tempfile::tempdir().expect("tmp");
+    let dev = Dev::start(&common::repo(), home.path(), &[]).await;
+    let bus = LocalBus::new(home.path().join("bus"));
+    bus.send_to_queue(
+        "evaluation-completed",
+        OutgoingMessage {
+            body: r#"{"type":"evaluation.completed","run_id":"ghost-s1-0123abcd","passed":true}"#
+                .into(),
+            message_id: Some("m-ghost".into()),
+            ..Default::default()
+        },
+    )
+    .expect("send");
+    // Service Bus gives up on it (as after ten failed deliveries) while the host runs.
+    while let Some(m) = bus
+        .receive("evaluation-completed", chrono::Duration::seconds(30), 2)
+        .expect("rx")
+    {
+        bus.abandon("evaluation-completed", &m, 2, "storage answered 503")
+            .expect("abandon");
+    }
+    let book = home
+        .path()
+        .join("storage/audit/deadletters/evaluation-completed");
+    assert!(
+        eventually(WAIT, || std::fs::read_dir(&book)
+            .is_ok_and(|d| d.count() == 1))
+        .await,
+        "the recorder wrote the book"
+    );
+    assert!(
+        eventually(WAIT, || bus
+            .dead_letters("evaluation-completed")
+            .is_ok_and(|d| d.is_empty()))
+        .await,
+        "and completed the subqueue's message"
+    );
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(common::fthub())
+            .args(args)
+            .arg("--home")
+            .arg(home.path())
+            .output()
+            .expect("fthub");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed: Value =
+        serde_json::from_str(&cli(&["deadletters", "list", "--json"])).expect("json");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["where"], "book");
+    assert_eq!(listed[0]["run_id"], "ghost-s1-0123abcd");
+    assert_eq!(listed[0]["reason"], "MaxDeliveryCountExceeded");
+    assert!(
+        listed[0]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("503"))
+    );
+    let seq = listed[0]["sequence"]
+        .as_i64()
+        .expect("sequence")
+        .to_string();
+    let out = cli(&["deadletters", "replay", "--as", "ops"]);
+    assert!(out.contains("→ replayed"), "{out}");
+    // Replayed once: a second replay of "everything" leaves it alone; naming it sends again.
+    let again = cli(&["deadletters", "replay"]);
+    assert!(again.contains("nothing to replay"), "{again}");
+    let named = cli(&["deadletters", "replay", &seq, "--as", "ops"]);
+    assert!(named.contains("→ replayed"), "{named}");
+    let listed: Value =
+        serde_json::from_str(&cli(&["deadletters", "list", "--json"])).expect("json");
+    let replays = listed[0]["replays"].as_array().expect("replays");
+    assert_eq!(replays.len(), 2);
+    assert_eq!(replays[0]["by"], "ops");
+    drop(dev);
+}

@@ -924,6 +924,8 @@ async fn a_dead_lettered_message_marks_its_run_stalled_once_and_the_reconciler_c
         body: &body,
         reason: "MaxDeliveryCountExceeded",
         description: "delivered 10 times; last error: HTTP 503",
+        sequence: Some(42),
+        message_id: Some("m-42"),
     };
     let out = p.record_dead_letter(&dl).await.expect("recorded");
     assert_eq!(first(&out)["type"], "run.stalled");
@@ -971,6 +973,8 @@ async fn an_approval_that_was_dead_lettered_is_shown_on_its_run_with_its_approve
         body: &body,
         reason: "MaxDeliveryCountExceeded",
         description: "storage unavailable",
+        sequence: Some(7),
+        message_id: None,
     })
     .await
     .expect("recorded");

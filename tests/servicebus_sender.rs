@@ -253,3 +253,106 @@ async fn fthub_approve_publishes_the_signed_approval_to_service_bus() {
     assert_eq!(bp["CorrelationId"], "run-123");
     assert_eq!(bp["Label"], "approval.test");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fthub_deadletters_against_azure_reads_the_book_in_storage_and_replays_through_service_bus()
+{
+    use fthub::adapters::StoreSpec;
+    use fthub::services::deadletters::{self, Record};
+    // The book as the recorder function wrote it in the pipeline's storage account.
+    let azurite = common::azurite();
+    let cs = azurite.connection_string.clone();
+    let store = StoreSpec::parse(&cs, std::path::Path::new("."))
+        .expect("spec")
+        .open(
+            fthub::adapters::azure::storage::DEFAULT_API_VERSION,
+            fthub::adapters::azure::credential::Entra::from_env,
+        )
+        .expect("store");
+    store.ensure_container("audit").await.expect("container");
+    let queue = "training-completed".to_owned();
+    let record = Record {
+        queue: queue.clone(),
+        key: Record::key_of(Some(9001), Some("m-9001"), "{}"),
+        sequence: Some(9001),
+        message_id: Some("m-9001".into()),
+        run_id: Some("azure-s1-0123abcd".into()),
+        body: r#"{"type":"training.completed","run_id":"azure-s1-0123abcd"}"#.into(),
+        reason: "MaxDeliveryCountExceeded".into(),
+        description: "HTTP 503 ten times".into(),
+        recorded_at: chrono::Utc::now(),
+        replays: vec![],
+    };
+    deadletters::record(store.as_ref(), &record)
+        .await
+        .expect("record");
+    let (url, rec) = server(&[]).await;
+    let cli = |args: Vec<String>| {
+        let cs = cs.clone();
+        async move {
+            let out = tokio::process::Command::new(common::fthub())
+                .args(&args)
+                .args(["--storage", &cs])
+                .output()
+                .await
+                .expect("fthub");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+    };
+    let listed = cli(vec![
+        "deadletters".into(),
+        "list".into(),
+        "--queue".into(),
+        queue.clone(),
+        "--json".into(),
+    ])
+    .await;
+    let listed: Value = serde_json::from_str(&listed).expect("json");
+    assert!(
+        listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .any(|d| d["sequence"] == 9001 && d["run_id"] == "azure-s1-0123abcd"),
+        "{listed}"
+    );
+    let out = cli(vec![
+        "deadletters".into(),
+        "replay".into(),
+        "9001".into(),
+        "--queue".into(),
+        queue.clone(),
+        "--as".into(),
+        "ops".into(),
+        "--bus".into(),
+        format!("Endpoint={url}/;SharedAccessKeyName=send;SharedAccessKey=k"),
+    ])
+    .await;
+    assert!(out.contains("→ replayed"), "{out}");
+    let seen = rec.seen.lock().expect("lock").clone();
+    assert_eq!(seen.len(), 1, "one send");
+    let (path, h, body) = &seen[0];
+    assert_eq!(path, "/training-completed/messages");
+    assert_eq!(body, &record.body, "the body exactly as dead-lettered");
+    let bp: Value =
+        serde_json::from_str(h["brokerproperties"].to_str().expect("ascii")).expect("json");
+    assert_eq!(bp["CorrelationId"], "azure-s1-0123abcd");
+    assert_ne!(
+        bp["MessageId"], "m-9001",
+        "a new message, not a duplicate to be dropped"
+    );
+    let after = deadletters::list(store.as_ref(), Some(&queue))
+        .await
+        .expect("list");
+    let r = after
+        .iter()
+        .find(|r| r.sequence == Some(9001))
+        .expect("kept");
+    assert_eq!(r.replays.len(), 1);
+    assert_eq!(r.replays[0].by, "ops");
+}

@@ -36,6 +36,6 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
     let signed: SignedApproval = serde_json::from_str(&msg.body).map_err(|e| {
         FunctionError::terminal("malformed_approval", format!("not a signed approval: {e}"))
     })?;
-    let emitted = state.pipeline.apply_approval(&signed).await?;
+    let emitted = super::unless_busy(state.pipeline.apply_approval(&signed).await)?;
     Ok(super::emit(emitted, &SPEC))
 }

@@ -50,7 +50,7 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         DatasetPath::parse(&container, &name)
             .map_err(|e| FunctionError::terminal("invalid_dataset_path", e.to_string()))?;
         tracing::info!(blob = %format!("{container}/{name}"), etag = %ev.blob_etag().unwrap_or_default(), "Dataset blob arrived.");
-        let e = state.pipeline.on_dataset_blob(&name).await?;
+        let e = super::unless_busy(state.pipeline.on_dataset_blob(&name).await)?;
         out.notifications.extend(e.notifications);
     }
     Ok(super::emit(out, &SPEC))

@@ -66,6 +66,8 @@ pub async fn run(
             body: &msg.body,
             reason: &reason,
             description: &description,
+            sequence: msg.sequence_number,
+            message_id: msg.message_id.as_deref(),
         })
         .await?;
     Ok(super::emit(emitted, &TRAINING_COMPLETED))

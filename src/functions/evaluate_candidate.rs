@@ -40,6 +40,6 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
             "training-completed carries training.completed messages",
         ));
     };
-    let emitted = state.pipeline.evaluate(&run_id).await?;
+    let emitted = super::unless_busy(state.pipeline.evaluate(&run_id).await)?;
     Ok(super::emit(emitted, &SPEC))
 }

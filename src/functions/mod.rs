@@ -74,6 +74,21 @@ pub async fn dispatch(
     })
 }
 
+/// A step another live invocation is performing (its claim is renewed while it works) is
+/// not this delivery's failure: the message is completed, not retried into a dead letter.
+/// The holder emits what follows, and should it die, the reconciler re-drives the step.
+pub(crate) fn unless_busy(
+    result: Result<Emitted, crate::services::pipeline::PipelineError>,
+) -> Result<Emitted, crate::services::pipeline::PipelineError> {
+    match result {
+        Err(crate::services::pipeline::PipelineError::Busy { step }) => {
+            tracing::info!(%step, "Step in progress in another invocation; this delivery completes.");
+            Ok(Emitted::default())
+        }
+        other => other,
+    }
+}
+
 /// The output binding each queue message goes to, by the queue it is for.
 fn output_of(m: &Message) -> &'static str {
     match m {

@@ -34,6 +34,6 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
         run_id,
         passed: true,
     })?;
-    let emitted = state.pipeline.promote_to_dev(msg.run_id()).await?;
+    let emitted = super::unless_busy(state.pipeline.promote_to_dev(msg.run_id()).await)?;
     Ok(super::emit(emitted, &SPEC))
 }

@@ -1,5 +1,6 @@
 //! Services sequence effects through ports; handlers and the CLI call them.
 
+pub mod deadletters;
 pub mod docs;
 pub mod inventory;
 pub mod pipeline;

@@ -17,6 +17,10 @@ pub struct DeadLetter<'a> {
     pub reason: &'a str,
     /// `DeadLetterErrorDescription`: the last error, as the host recorded it.
     pub description: &'a str,
+    /// `SequenceNumber`.
+    pub sequence: Option<i64>,
+    /// `MessageId`.
+    pub message_id: Option<&'a str>,
 }
 
 impl Pipeline {
@@ -27,6 +31,30 @@ impl Pipeline {
     /// Refused for a body that names no run or a run that does not exist (recorded in the
     /// rejections trail by the handler edge; the dead letter is then completed).
     pub async fn record_dead_letter(&self, dl: &DeadLetter<'_>) -> Result<Emitted, PipelineError> {
+        // In the book first, whatever the body: `fthub deadletters` lists and replays it.
+        let parsed: Option<serde_json::Value> = serde_json::from_str(dl.body).ok();
+        let named = parsed.as_ref().and_then(|b| {
+            b.get("run_id")
+                .or_else(|| b.get("approval").and_then(|a| a.get("run_id")))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        });
+        super::super::deadletters::record(
+            self.store.as_ref(),
+            &super::super::deadletters::Record {
+                queue: dl.queue.to_owned(),
+                key: super::super::deadletters::Record::key_of(dl.sequence, dl.message_id, dl.body),
+                sequence: dl.sequence,
+                message_id: dl.message_id.map(str::to_owned),
+                run_id: named,
+                body: dl.body.to_owned(),
+                reason: dl.reason.to_owned(),
+                description: dl.description.to_owned(),
+                recorded_at: self.now(),
+                replays: Vec::new(),
+            },
+        )
+        .await?;
         let body: serde_json::Value = serde_json::from_str(dl.body).map_err(|e| {
             refused(
                 "malformed_dead_letter",
