@@ -69,7 +69,6 @@ module grid 'modules/eventgrid.bicep' = {
     location: location
     tags: tags
     storageAccountId: storage.outputs.id
-    functionAppId: app.outputs.id
   }
 }
 
@@ -94,3 +93,4 @@ output hubAccountId string = hub.outputs.id
 output hubEndpoint string = hub.outputs.endpoint
 output storageAccountName string = storage.outputs.name
 output serviceBusNamespace string = bus.outputs.fullyQualifiedNamespace
+output eventGridTopicName string = grid.outputs.topicName

@@ -104,3 +104,29 @@ fn host_json_starts_the_fthub_binary_with_serve() {
     assert_eq!(app.functions.len(), 11);
     assert_eq!(app.subscriptions[0].function, "DatasetArrived");
 }
+
+#[test]
+fn a_message_lock_is_renewed_for_longer_than_any_invocation_may_run() {
+    // Renewal shorter than functionTimeout would let a long evaluation's message lock lapse
+    // mid-invocation, and Service Bus would deliver it again beside the live invocation.
+    let host: Value = serde_json::from_str(
+        &std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("host.json"))
+            .expect("host.json"),
+    )
+    .expect("json");
+    let seconds = |v: &Value| -> i64 {
+        let parts: Vec<i64> = v
+            .as_str()
+            .expect("hh:mm:ss")
+            .split(':')
+            .map(|p| p.parse().expect("number"))
+            .collect();
+        parts[0] * 3600 + parts[1] * 60 + parts[2]
+    };
+    let timeout = seconds(&host["functionTimeout"]);
+    let renewal = seconds(&host["extensions"]["serviceBus"]["maxAutoLockRenewalDuration"]);
+    assert!(
+        renewal > timeout,
+        "renewal {renewal} s, timeout {timeout} s"
+    );
+}

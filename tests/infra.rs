@@ -128,8 +128,7 @@ fn the_containers_the_code_uses_are_declared_with_only_platform_extras() {
         .collect();
     assert_eq!(declared, code.union(&platform).cloned().collect());
     assert!(
-        read("infra/modules/eventgrid.bicep")
-            .contains("deadLetterContainer string = 'deadletters'")
+        read("infra/subscription.bicep").contains("deadLetterContainer string = 'deadletters'")
     );
 }
 
@@ -174,7 +173,7 @@ fn app_settings_are_exactly_the_hosts_connections_and_what_the_handler_reads() {
 fn the_event_grid_subscription_matches_the_local_one() {
     let local: Value = serde_json::from_str(&read("eventgrid.json")).expect("eventgrid.json");
     let sub = &local["subscriptions"][0];
-    let grid = read("infra/modules/eventgrid.bicep");
+    let grid = read("infra/subscription.bicep");
     assert!(grid.contains(&format!(
         "/functions/{}",
         sub["function"].as_str().expect("function")
@@ -184,6 +183,46 @@ fn the_event_grid_subscription_matches_the_local_one() {
         sub["subjectBeginsWith"].as_str().expect("prefix")
     )));
     assert!(grid.contains("'Microsoft.Storage.BlobCreated'"));
+}
+
+#[test]
+fn the_event_grid_subscription_is_created_after_the_code_package_not_with_the_infrastructure() {
+    // Event Grid validates an AzureFunction endpoint at creation: subscribing in the
+    // infrastructure step, before the code exists, fails a fresh estate's first deployment.
+    for f in ["infra/main.bicep", "infra/modules/eventgrid.bicep"] {
+        assert!(
+            !read(f).contains("eventSubscriptions"),
+            "{f} subscribes too early"
+        );
+    }
+    assert!(!read("infra/main.bicep").contains("subscription.bicep"));
+    let workflow = read(".github/workflows/deploy.yml");
+    let code = workflow
+        .find("Azure/functions-action")
+        .expect("code deployment");
+    let wait = workflow
+        .find("az functionapp function show")
+        .expect("waits for the function");
+    let subscribe = workflow
+        .find("infra/subscription.bicep")
+        .expect("subscription deployment");
+    assert!(
+        code < wait && wait < subscribe,
+        "code, then wait, then subscribe"
+    );
+    let readme = read("README.md");
+    let (pkg, sub) = (
+        readme
+            .find("config-zip")
+            .expect("README deploys the package"),
+        readme
+            .find("infra/subscription.bicep")
+            .expect("README subscribes"),
+    );
+    assert!(
+        pkg < sub,
+        "the README runbook subscribes after deploying the code"
+    );
 }
 
 #[test]

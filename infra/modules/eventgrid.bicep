@@ -1,11 +1,11 @@
-// Event Grid system topic on the storage account; BlobCreated in `datasets` → DatasetArrived.
+// Event Grid system topic on the storage account. Its subscription to DatasetArrived is
+// infra/subscription.bicep, deployed after the code package: Event Grid validates an
+// AzureFunction endpoint when the subscription is created, so subscribing before the function
+// exists fails a fresh estate's first deployment ("Destination endpoint not found").
 param name string
 param location string
 param tags object = {}
 param storageAccountId string
-param functionAppId string
-@description('Container for events Event Grid could not deliver.')
-param deadLetterContainer string = 'deadletters'
 
 resource topic 'Microsoft.EventGrid/systemTopics@2023-12-15-preview' = {
   name: name
@@ -18,31 +18,6 @@ resource topic 'Microsoft.EventGrid/systemTopics@2023-12-15-preview' = {
   }
 }
 
-resource datasets 'Microsoft.EventGrid/systemTopics/eventSubscriptions@2023-12-15-preview' = {
-  parent: topic
-  name: 'datasets-blob-created'
-  properties: {
-    destination: {
-      endpointType: 'AzureFunction'
-      properties: {
-        resourceId: '${functionAppId}/functions/DatasetArrived'
-        maxEventsPerBatch: 1
-      }
-    }
-    filter: {
-      includedEventTypes: [ 'Microsoft.Storage.BlobCreated' ]
-      subjectBeginsWith: '/blobServices/default/containers/datasets/blobs/'
-    }
-    eventDeliverySchema: 'EventGridSchema'
-    retryPolicy: { maxDeliveryAttempts: 30, eventTimeToLiveInMinutes: 1440 }
-    deadLetterWithResourceIdentity: {
-      identity: { type: 'SystemAssigned' }
-      deadLetterDestination: {
-        endpointType: 'StorageBlob'
-        properties: { resourceId: storageAccountId, blobContainerName: deadLetterContainer }
-      }
-    }
-  }
-}
-
 output topicPrincipalId string = topic.identity.principalId
+output topicName string = topic.name
+

@@ -7,6 +7,13 @@ param storageAccountName string
 param blobEndpoint string
 param serviceBusNamespace string
 param insightsConnectionString string
+// `custom` is the Flex Consumption runtime of a custom handler (FunctionAppRuntimeName.Custom in
+// the App Service REST API; Az.Functions Get-AzFunctionAppFlexConsumptionRuntime lists "Custom").
+// Learn publishes no version for it; '1.0' is the one the Flex custom-handler samples use. ARM
+// accepts an uncatalogued version silently and the app then fails at start-up, so check the
+// region's catalog first: `az functionapp list-flexconsumption-runtimes -l <region> --runtime custom`.
+@description('Flex Consumption custom-handler runtime version.')
+param customRuntimeVersion string = '1.0'
 @description('Topology file inside the package (written by scripts/package).')
 param topologyPath string = 'topology.json'
 
@@ -42,7 +49,7 @@ resource app 'Microsoft.Web/sites@2024-04-01' = {
         }
       }
       scaleAndConcurrency: { maximumInstanceCount: 40, instanceMemoryMB: 2048 }
-      runtime: { name: 'custom', version: '1.0' }
+      runtime: { name: 'custom', version: customRuntimeVersion }
     }
     siteConfig: {
       minTlsVersion: '1.2'

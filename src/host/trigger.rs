@@ -209,6 +209,16 @@ impl EventGridEvent {
     /// For a storage event, the container and blob name from the subject
     /// `/blobServices/default/containers/{container}/blobs/{name}`.
     pub fn blob_location(&self) -> Option<(String, String)> {
+        // `data.url` first: Event Grid may alter some characters of `subject` (the Functions
+        // blob extension reads the name from the URL too); the subject is the fallback.
+        if let Some(loc) = self
+            .data
+            .as_object()
+            .and_then(|d| field_str(d, "url"))
+            .and_then(|u| blob_of_url(&u))
+        {
+            return Some(loc);
+        }
         let rest = self
             .subject
             .strip_prefix("/blobServices/default/containers/")?;
@@ -231,6 +241,29 @@ impl EventGridEvent {
             .and_then(|d| get_ci(d, "contentLength"))
             .and_then(integer)
     }
+}
+
+/// `(container, blob name)` of a blob URL: `https://{account}.blob.core.windows.net/{c}/{name}`,
+/// or path-style `http://127.0.0.1:10000/{account}/{c}/{name}` (Azurite and other emulators:
+/// an IP address, `localhost`, or an explicit port); the name percent-decoded, as storage
+/// stores it.
+fn blob_of_url(url: &str) -> Option<(String, String)> {
+    let u = url::Url::parse(url).ok()?;
+    let host = u.host()?;
+    let path_style =
+        u.port().is_some() || !matches!(host, url::Host::Domain(d) if d != "localhost");
+    let path = u.path().trim_start_matches('/');
+    let path = if path_style {
+        path.split_once('/')?.1
+    } else {
+        path
+    };
+    let (container, name) = path.split_once('/')?;
+    let name = percent_encoding::percent_decode_str(name)
+        .decode_utf8()
+        .ok()?
+        .into_owned();
+    (!container.is_empty() && !name.is_empty()).then(|| (container.to_owned(), name))
 }
 
 /// The HTTP request of an `httpTrigger` (the non-forwarded envelope's `Data.req`).
@@ -390,5 +423,41 @@ mod tests {
         let r = HttpRequestData::decode(&legacy, "req").expect("legacy");
         assert_eq!(r.query.get("a").map(String::as_str), Some("b"));
         assert_eq!(r.body.as_deref(), Some("{}"));
+    }
+
+    #[test]
+    fn a_blob_event_names_its_blob_from_the_url_decoded_with_subject_as_the_fallback() {
+        let ev = |subject: &str, url: Option<&str>| EventGridEvent {
+            id: "1".into(),
+            event_type: BLOB_CREATED.into(),
+            subject: subject.into(),
+            event_time: None,
+            data: url.map_or(json!({}), |u| json!({"url": u})),
+            topic: None,
+        };
+        let e = ev(
+            "/blobServices/default/containers/datasets/blobs/acme/s 1/x.jsonl",
+            Some("https://st.blob.core.windows.net/datasets/acme/s%201/%23x%2B1.jsonl"),
+        );
+        assert_eq!(
+            e.blob_location(),
+            Some(("datasets".into(), "acme/s 1/#x+1.jsonl".into()))
+        );
+        let azurite = ev(
+            "",
+            Some("http://127.0.0.1:10000/devstoreaccount1/datasets/a/b.jsonl"),
+        );
+        assert_eq!(
+            azurite.blob_location(),
+            Some(("datasets".into(), "a/b.jsonl".into()))
+        );
+        let no_url = ev(
+            "/blobServices/default/containers/datasets/blobs/a/b.jsonl",
+            None,
+        );
+        assert_eq!(
+            no_url.blob_location(),
+            Some(("datasets".into(), "a/b.jsonl".into()))
+        );
     }
 }

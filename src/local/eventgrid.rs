@@ -69,7 +69,16 @@ pub fn blob_created_event(p: &BlobProperties) -> Value {
             "contentType": content_type(&p.name),
             "contentLength": p.content_length,
             "blobType": "BlockBlob",
-            "url": format!("https://{LOCAL_ACCOUNT}.blob.core.windows.net/{}/{}", p.container, p.name),
+            // As Azure sends it: the blob name percent-encoded in the URL.
+            "url": format!(
+                "https://{LOCAL_ACCOUNT}.blob.core.windows.net/{}/{}",
+                p.container,
+                p.name
+                    .split('/')
+                    .map(|seg| percent_encoding::utf8_percent_encode(seg, URL_SEGMENT).to_string())
+                    .collect::<Vec<_>>()
+                    .join("/")
+            ),
             "sequencer": format!("{:032X}", p.last_modified.timestamp_nanos_opt().unwrap_or_default()),
             "storageDiagnostics": {"batchId": uuid::Uuid::new_v4().to_string()},
         },
@@ -87,6 +96,13 @@ fn content_type(name: &str) -> &'static str {
         _ => "application/octet-stream",
     }
 }
+
+/// Characters a blob URL path segment carries escaped.
+const URL_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 
 fn matches(sub: &EventGridSubscription, subject: &str) -> bool {
     let types_ok = sub.included_event_types.is_empty()
