@@ -144,7 +144,7 @@ async fn main() {
     let spec = DeploymentSpec {
         model: model.clone(),
         version: "1".into(),
-        sku: "Standard".into(),
+        sku: "GlobalStandard".into(),
         capacity: 1,
         source: Some(hub_id),
         source_account: None,
@@ -158,11 +158,7 @@ async fn main() {
     }
     let puts = entries.iter().map(|(s, name)| {
         let (arm, spec) = (arm.clone(), spec.clone());
-        async move {
-            arm.put(&s.resource_id, name, &spec, None)
-                .await
-                .expect("deploy")
-        }
+        async move { arm.put(s, name, &spec, None).await.expect("deploy") }
     });
     futures_util::future::join_all(puts).await;
     let now = chrono::Utc::now();

@@ -492,6 +492,7 @@ use crate::domain::aoai::{
     ChatRequest, ChatResult, Checkpoint, CreateJob, Deployment, DeploymentSpec, FileObject, Job,
     JobEvent, Page,
 };
+use crate::domain::topology::Account;
 
 /// The Hub's fine-tuning data plane.
 #[async_trait]
@@ -537,24 +538,26 @@ pub trait Hub: Send + Sync + fmt::Debug {
     ) -> Result<Page<Checkpoint>, AoaiError>;
 }
 
-/// ARM deployments on any account (Hub or Spoke).
+/// ARM deployments on any account (Hub or Spoke), each reached with a token of the
+/// account's own tenant.
 #[async_trait]
 pub trait Deployments: Send + Sync + fmt::Debug {
-    /// Creates or updates a deployment and waits until provisioning is terminal. For a
-    /// cross-tenant source, `auxiliary_tenant` names the source's tenant.
+    /// Creates or updates a deployment and waits until provisioning is terminal. When the
+    /// model comes from an account in another tenant (`sourceAccount`), `source_tenant`
+    /// names that tenant: its token goes in `x-ms-authorization-auxiliary`.
     async fn put(
         &self,
-        account_id: &str,
+        account: &Account,
         name: &str,
         spec: &DeploymentSpec,
-        auxiliary_tenant: Option<&str>,
+        source_tenant: Option<&str>,
     ) -> Result<Deployment, AoaiError>;
     /// Reads a deployment; `None` when it does not exist.
-    async fn get(&self, account_id: &str, name: &str) -> Result<Option<Deployment>, AoaiError>;
+    async fn get(&self, account: &Account, name: &str) -> Result<Option<Deployment>, AoaiError>;
     /// Every deployment of an account (following `nextLink`).
-    async fn list(&self, account_id: &str) -> Result<Vec<Deployment>, AoaiError>;
-    /// Deletes a deployment; `false` when it was already gone.
-    async fn delete(&self, account_id: &str, name: &str) -> Result<bool, AoaiError>;
+    async fn list(&self, account: &Account) -> Result<Vec<Deployment>, AoaiError>;
+    /// Deletes a deployment and waits until it is gone; `false` when it was already gone.
+    async fn delete(&self, account: &Account, name: &str) -> Result<bool, AoaiError>;
 }
 
 /// Chat completions on a deployment of one account.

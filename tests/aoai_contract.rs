@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::IntoResponse;
 use fthub::adapters::azure::arm::Arm;
 use fthub::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
-use fthub::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken};
+use fthub::adapters::azure::{Auth, Http, LocalTokens, RetryPolicy, Secret, StaticToken};
 use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::aoai::{
     ChatMessage, ChatRequest, CreateJob, DeploymentSpec, Hyperparameters, JobPhase,
@@ -209,9 +209,24 @@ async fn job_creation_bodies_match_the_reference_for_both_surfaces() {
 async fn deployments_put_the_reference_body_with_auxiliary_tokens_across_tenants() {
     let log = Log::default();
     let base = recorder(log.clone()).await;
-    let arm = Arm::new(http(), &base, Arc::new(StaticToken(Secret::new("arm"))))
+    let tokens = LocalTokens::new("hub-tenant", Secret::new("k"));
+    let arm = Arm::new(http(), &base, Arc::new(tokens.clone()), "hub-tenant")
         .with_polling(Duration::from_millis(10), Duration::from_secs(2));
     let spoke = "/subscriptions/SPOKE_SUB/resourceGroups/SPOKE_RG/providers/Microsoft.CognitiveServices/accounts/SPOKE_ACCOUNT";
+    let account = |tenant: &str| fthub::domain::topology::Account {
+        name: "SPOKE_ACCOUNT".into(),
+        region: "swedencentral".into(),
+        subscription: "SPOKE_SUB".into(),
+        tenant: tenant.into(),
+        endpoint: String::new(),
+        resource_id: spoke.into(),
+        deployment_slots: 5,
+    };
+    let tid = |header: &reqwest::header::HeaderValue| {
+        let text = header.to_str().expect("ascii");
+        fthub::adapters::azure::token_tenant(text.strip_prefix("Bearer ").expect("Bearer"))
+            .expect("a tenant-bound token")
+    };
     let spec = DeploymentSpec {
         model: "gpt-4.1-mini-2025-04-14.ft-0ab3f80e4f2242929258fff45b56a9ce".into(),
         version: "1".into(),
@@ -221,7 +236,7 @@ async fn deployments_put_the_reference_body_with_auxiliary_tokens_across_tenants
         source_account: None,
         tags: Default::default(),
     };
-    arm.put(spoke, "ft-support", &spec, None)
+    arm.put(&account("hub-tenant"), "ft-support", &spec, None)
         .await
         .expect("put");
     let put = log
@@ -233,7 +248,7 @@ async fn deployments_put_the_reference_body_with_auxiliary_tokens_across_tenants
         .expect("a PUT");
     assert_eq!(put.path, format!("{spoke}/deployments/ft-support"));
     assert_eq!(put.query, "api-version=2024-10-01");
-    assert_eq!(put.headers["authorization"], "Bearer arm");
+    assert_eq!(tid(&put.headers["authorization"]), "hub-tenant");
     assert!(!put.headers.contains_key("x-ms-authorization-auxiliary"));
     let b = body_json(&put);
     assert_eq!(b["sku"], json!({"name": "standard", "capacity": 1}));
@@ -255,9 +270,14 @@ async fn deployments_put_the_reference_body_with_auxiliary_tokens_across_tenants
         source_account: spec.source.clone(),
         ..spec
     };
-    arm.put(spoke, "ft-support", &cross, Some("source-tenant"))
-        .await
-        .expect("put");
+    arm.put(
+        &account("spoke-tenant"),
+        "ft-support",
+        &cross,
+        Some("hub-tenant"),
+    )
+    .await
+    .expect("put");
     let put = log
         .lock()
         .expect("log")
@@ -266,7 +286,13 @@ async fn deployments_put_the_reference_body_with_auxiliary_tokens_across_tenants
         .find(|c| c.method == "PUT")
         .cloned()
         .expect("a PUT");
-    assert_eq!(put.headers["x-ms-authorization-auxiliary"], "Bearer arm");
+    // ARM runs the request as the primary token's identity, which must come from the tenant
+    // that manages the subscription: the Spoke's. The source's tenant goes in the auxiliary.
+    assert_eq!(tid(&put.headers["authorization"]), "spoke-tenant");
+    assert_eq!(
+        tid(&put.headers["x-ms-authorization-auxiliary"]),
+        "hub-tenant"
+    );
     assert!(body_json(&put)["properties"]["model"]["sourceAccount"].is_string());
 }
 

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fthub::adapters::azure::arm::Arm;
 use fthub::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
-use fthub::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken};
+use fthub::adapters::azure::{Auth, Http, LocalTokens, RetryPolicy, Secret};
 use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::aoai::{
     ChatMessage, ChatRequest, CreateJob, DeploymentSpec, Hyperparameters, JobPhase,
@@ -65,13 +65,22 @@ impl Env {
             Auth::ApiKey(Secret::new("local-key")),
         )
     }
+    /// ARM with Entra-shaped tokens of each account's tenant (the home tenant is the Hub's).
     fn arm(&self) -> Arm {
         Arm::new(
             self.http.clone(),
             &format!("{}/arm", self.base),
-            Arc::new(StaticToken(Secret::new("arm-token"))),
+            Arc::new(LocalTokens::new("contoso", Secret::new("arm-key"))),
+            "contoso",
         )
         .with_polling(Duration::from_millis(25), Duration::from_secs(10))
+    }
+    /// An account of the built-in estate.
+    fn account(&self, name: &str) -> fthub::domain::topology::Account {
+        fthub::domain::topology::Topology::local(&self.base)
+            .account(name)
+            .cloned()
+            .expect("account")
     }
     async fn control(&self, path: &str, body: Value) -> Value {
         self.client
@@ -237,7 +246,7 @@ async fn a_model_is_trained_deployed_across_subscriptions_and_tenants_and_kept_a
     let spec = |source: Option<String>, source_account: Option<String>| DeploymentSpec {
         model: model.clone(),
         version: "1".into(),
-        sku: sku::STANDARD.into(),
+        sku: sku::GLOBAL_STANDARD.into(),
         capacity: 50,
         source,
         source_account,
@@ -245,7 +254,7 @@ async fn a_model_is_trained_deployed_across_subscriptions_and_tenants_and_kept_a
     };
     // Two spokes in another subscription of the same tenant.
     for spoke in ["dev-swedencentral", "dev-eastus2"] {
-        let id = env.account_id(spoke).await;
+        let id = env.account(spoke);
         let d = arm
             .put(&id, "acme-support", &spec(Some(hub_id.clone()), None), None)
             .await
@@ -257,7 +266,7 @@ async fn a_model_is_trained_deployed_across_subscriptions_and_tenants_and_kept_a
         assert_eq!(d.tags["fthub-run"], "acme-s1");
     }
     // Cross-tenant: refused without the auxiliary token, accepted with it.
-    let prod = env.account_id("prod-eastus2").await;
+    let prod = env.account("prod-eastus2");
     let refused = arm
         .put(
             &prod,
@@ -299,7 +308,7 @@ async fn a_model_is_trained_deployed_across_subscriptions_and_tenants_and_kept_a
         answer.content
     );
     assert!(answer.usage.prompt_tokens > 0 && answer.usage.completion_tokens > 0);
-    let dev_id = env.account_id("dev-swedencentral").await;
+    let dev_id = env.account("dev-swedencentral");
     arm.put(
         &dev_id,
         "base",
@@ -332,7 +341,7 @@ async fn a_model_is_trained_deployed_across_subscriptions_and_tenants_and_kept_a
             .is_none(),
         "idle for 16 days: deleted"
     );
-    let eus = env.account_id("dev-eastus2").await;
+    let eus = env.account("dev-eastus2");
     assert!(
         arm.get(&eus, "acme-support").await.expect("get").is_some(),
         "pinged 6 days ago: alive"
@@ -368,7 +377,7 @@ async fn lists_follow_next_link_and_delete_is_idempotent() {
     let (_, job) = train(&env, &hub).await;
     let model = job.fine_tuned_model.expect("model");
     let arm = env.arm();
-    let hub_id = env.account_id("hub").await;
+    let hub_id = env.account("hub");
     for n in ["a", "b", "c", "d", "e"] {
         let spec = DeploymentSpec {
             model: model.clone(),
@@ -552,7 +561,7 @@ async fn deployments_enforce_rate_limits_from_capacity() {
     let hub = env.plane("hub", Surface::V1);
     let (_, job) = train(&env, &hub).await;
     let model = job.fine_tuned_model.expect("model");
-    let id = env.account_id("hub").await;
+    let id = env.account("hub");
     let spec = DeploymentSpec {
         model: model.clone(),
         version: "1".into(),
@@ -592,4 +601,64 @@ async fn deployments_enforce_rate_limits_from_capacity() {
         },
         other => panic!("{other:?}"),
     }
+}
+
+/// A token source that ignores the tenant asked for: what the client did before it asked
+/// each account's tenant for its tokens.
+#[derive(Debug)]
+struct HomeOnly(LocalTokens);
+
+#[async_trait::async_trait]
+impl fthub::adapters::azure::TokenSource for HomeOnly {
+    async fn token(&self, scope: &str, _tenant: Option<&str>) -> Result<Secret, AoaiError> {
+        Ok(self.0.issue(scope, None))
+    }
+}
+
+#[tokio::test]
+async fn a_cross_tenant_deployment_needs_the_spokes_tenant_in_authorization_and_the_hubs_in_the_auxiliary_header()
+ {
+    let env = Env::start(fast(), policy(300)).await;
+    let hub = env.plane("hub", Surface::V1);
+    let (_, job) = train(&env, &hub).await;
+    let model = job.fine_tuned_model.expect("model");
+    let hub_id = env.account_id("hub").await;
+    let prod = env.account("prod-eastus2");
+    assert_eq!(prod.tenant, "fabrikam");
+    let spec = DeploymentSpec {
+        model,
+        version: "1".into(),
+        sku: sku::GLOBAL_STANDARD.into(),
+        capacity: 1,
+        source: None,
+        source_account: Some(hub_id),
+        tags: Default::default(),
+    };
+    // Hub-tenant tokens in both headers, as the client sent before: refused.
+    let home_only = Arm::new(
+        env.http.clone(),
+        &format!("{}/arm", env.base),
+        Arc::new(HomeOnly(LocalTokens::new("contoso", Secret::new("k")))),
+        "contoso",
+    );
+    let e = home_only
+        .put(&prod, "ft-x", &spec, Some("contoso"))
+        .await
+        .expect_err("a Hub-tenant token cannot manage the Spoke's subscription");
+    assert!(
+        matches!(&e, AoaiError::Http { status: 401, code, .. } if code == "InvalidAuthenticationTokenTenant"),
+        "{e:?}"
+    );
+    // Each header with its own tenant: accepted, and the log shows the auxiliary header.
+    env.arm()
+        .put(&prod, "ft-x", &spec, Some("contoso"))
+        .await
+        .expect("Spoke tenant in Authorization, Hub tenant auxiliary");
+    // Reading or deleting on that Spoke needs its tenant too.
+    assert!(env.arm().get(&prod, "ft-x").await.expect("get").is_some());
+    assert!(matches!(
+        home_only.get(&prod, "ft-x").await,
+        Err(AoaiError::Http { status: 401, .. })
+    ));
+    assert!(env.arm().delete(&prod, "ft-x").await.expect("delete"));
 }

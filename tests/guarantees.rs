@@ -135,10 +135,17 @@ async fn the_planted_api_key_is_the_one_the_handler_sends() {
         .await
         .expect("json");
     assert!(!log.is_empty(), "KeepWarm called the emulated accounts");
-    // The data plane gets it as `api-key`, ARM as a bearer token.
+    // The data plane gets it as `api-key`; ARM gets Entra-shaped tokens signed with it, one
+    // per tenant of the estate (the key itself never travels to ARM).
+    let tokens = fthub::adapters::azure::LocalTokens::new(
+        "contoso",
+        fthub::adapters::azure::Secret::new(CANARY_KEY),
+    );
+    let scope = fthub::adapters::azure::ARM_SCOPE;
     let planted = [
         api_key_fingerprint(CANARY_KEY),
-        credential_fingerprint(CANARY_KEY),
+        credential_fingerprint(tokens.issue(scope, None).expose()),
+        credential_fingerprint(tokens.issue(scope, Some("fabrikam")).expose()),
     ];
     for r in &log {
         assert!(

@@ -14,7 +14,8 @@ use crate::adapters::azure::arm::Arm;
 use crate::adapters::azure::credential::{CredentialError, Entra};
 use crate::adapters::azure::dataplane::{DataPlane, GA_API_VERSION, Surface};
 use crate::adapters::azure::keyvault::KeyVaultKeys;
-use crate::adapters::azure::{Auth, Http, RetryPolicy, Secret, StaticToken, TokenSource};
+use crate::adapters::azure::{Auth, Http, LocalTokens, RetryPolicy, Secret, TokenSource};
+use crate::domain::availability::Availability;
 use crate::domain::topology::{Topology, TopologyError};
 use crate::ports::{BlobStore, Inference};
 use crate::services::pipeline::Pipeline;
@@ -52,6 +53,14 @@ pub enum StartError {
     /// The topology is invalid.
     #[error(transparent)]
     Topology(#[from] TopologyError),
+    /// The availability table given in `FTHUB_AVAILABILITY` does not decode.
+    #[error("FTHUB_AVAILABILITY {path}: {reason}")]
+    Availability {
+        /// Path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// No Entra identity could be set up.
     #[error(transparent)]
     Identity(#[from] CredentialError),
@@ -98,11 +107,9 @@ impl AppState {
                             settings.emulator_url.trim_end_matches('/'),
                         );
                         let key = settings.emulator_key.clone();
-                        (
-                            Topology::from_json(&text)?,
-                            Auth::ApiKey(Secret::new(key.clone())),
-                            Arc::new(StaticToken(Secret::new(key))),
-                        )
+                        let t = Topology::from_json(&text)?;
+                        let tokens = LocalTokens::new(&t.hub.tenant, Secret::new(key.clone()));
+                        (t, Auth::ApiKey(Secret::new(key)), Arc::new(tokens))
                     } else {
                         let t = Topology::from_json(&text)?;
                         let id: Arc<dyn TokenSource> = Arc::new(entra()?);
@@ -113,13 +120,25 @@ impl AppState {
                     let t = Topology::local(&settings.emulator_url);
                     t.validate()?;
                     let key = settings.emulator_key.clone();
-                    (
-                        t,
-                        Auth::ApiKey(Secret::new(key.clone())),
-                        Arc::new(StaticToken(Secret::new(key))),
-                    )
+                    let tokens = LocalTokens::new(&t.hub.tenant, Secret::new(key.clone()));
+                    (t, Auth::ApiKey(Secret::new(key)), Arc::new(tokens))
                 }
             };
+        let availability = match &settings.availability {
+            None => Availability::built_in(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| StartError::Read {
+                    path: path.display().to_string(),
+                    source,
+                })?;
+                Availability::from_json(&text).map_err(|e| StartError::Availability {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?
+            }
+        };
+        // Refuse at start what Azure would refuse at the first promotion.
+        topology.check_availability(&availability)?;
         let mut pipeline = pipeline(
             store.clone(),
             topology,
@@ -129,6 +148,7 @@ impl AppState {
             Duration::from_millis(250),
         );
         tune(&mut pipeline, &settings.tuning);
+        pipeline.availability = Arc::new(availability);
         // Customer-provided keys come from Key Vault with the same identity, in Azure mode
         // and whenever storage is reached with Entra ID.
         let on_emulator = matches!(data_auth, Auth::ApiKey(_));
@@ -176,23 +196,32 @@ pub fn pipeline(
     arm_tokens: Arc<dyn TokenSource>,
     poll: Duration,
 ) -> Pipeline {
-    let plane = |endpoint: &str| {
-        Arc::new(DataPlane::new(
-            http.clone(),
-            endpoint,
-            Surface::Dated(GA_API_VERSION.into()),
-            data_auth.clone(),
-        ))
+    // Each account's data plane signs in to the account's own tenant.
+    let plane = |a: &crate::domain::topology::Account| {
+        Arc::new(
+            DataPlane::new(
+                http.clone(),
+                &a.endpoint,
+                Surface::Dated(GA_API_VERSION.into()),
+                data_auth.clone(),
+            )
+            .in_tenant((a.tenant != topology.hub.tenant).then(|| a.tenant.clone())),
+        )
     };
-    let hub = plane(&topology.hub.endpoint);
+    let hub = plane(&topology.hub);
     let mut inference: BTreeMap<String, Arc<dyn Inference>> = BTreeMap::new();
     inference.insert(topology.hub.name.clone(), hub.clone());
     for s in topology.environments.values().flat_map(|e| e.spokes.iter()) {
-        inference.insert(s.name.clone(), plane(&s.endpoint));
+        inference.insert(s.name.clone(), plane(s));
     }
     let arm = Arc::new(
-        Arm::new(http.clone(), &topology.arm_endpoint, arm_tokens)
-            .with_polling(poll, Duration::from_secs(600)),
+        Arm::new(
+            http.clone(),
+            &topology.arm_endpoint,
+            arm_tokens,
+            &topology.hub.tenant,
+        )
+        .with_polling(poll, Duration::from_secs(600)),
     );
     Pipeline::new(store, topology, hub, inference, arm)
 }

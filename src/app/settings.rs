@@ -31,6 +31,9 @@ pub struct Settings {
     /// `FTHUB_EMULATOR_KEY`: the API key sent to the emulator (tests plant a recognisable
     /// one and prove it never reaches a log, report or record).
     pub emulator_key: String,
+    /// `FTHUB_AVAILABILITY`: a file replacing the shipped table of where Azure offers
+    /// fine-tuned deployments (`data/availability.json`'s shape).
+    pub availability: Option<PathBuf>,
     /// Pipeline tuning; each has a default.
     pub tuning: Tuning,
 }
@@ -142,6 +145,7 @@ impl Settings {
             emulator_url: set("FTHUB_EMULATOR_URL")
                 .unwrap_or_else(|| "http://127.0.0.1:7072".into()),
             emulator_key: set("FTHUB_EMULATOR_KEY").unwrap_or_else(|| "local".into()),
+            availability: set("FTHUB_AVAILABILITY").map(PathBuf::from),
             tuning: Tuning {
                 claim_ttl: seconds("FTHUB_CLAIM_TTL_SECONDS")?,
                 claim_wait: seconds("FTHUB_CLAIM_WAIT_SECONDS")?,

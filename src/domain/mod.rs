@@ -2,6 +2,7 @@
 
 pub mod aoai;
 pub mod approval;
+pub mod availability;
 pub mod blob_name;
 pub mod dataset_path;
 pub mod env;

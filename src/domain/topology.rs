@@ -265,6 +265,14 @@ pub enum TopologyError {
         "deployment.name_template {0:?} must contain {{project}}: each project needs its own deployment"
     )]
     NameTemplate(String),
+    /// Azure does not offer a deployment the topology plans.
+    #[error("{what}: {reason}")]
+    Unavailable {
+        /// The account and what it would deploy.
+        what: String,
+        /// Why, with the availability table's source.
+        reason: Box<super::availability::Unavailable>,
+    },
     /// A limit that would stop the pipeline altogether.
     #[error("{what} must be at least 1")]
     Limit {
@@ -394,6 +402,46 @@ impl Topology {
         Ok(())
     }
 
+    /// Checks every deployment the topology plans against Azure's availability: the default
+    /// base model (and each project's own) fine-tuned, of the deployment SKU, in every Spoke's
+    /// region; and the evaluation SKU in the Hub's.
+    ///
+    /// # Errors
+    /// The first deployment Azure would refuse.
+    pub fn check_availability(
+        &self,
+        table: &super::availability::Availability,
+    ) -> Result<(), TopologyError> {
+        let mut models = vec![self.defaults.base_model.clone()];
+        models.extend(self.projects.values().filter_map(|p| p.base_model.clone()));
+        models.sort();
+        models.dedup();
+        let unavailable = |what: String, reason| TopologyError::Unavailable { what, reason };
+        for model in &models {
+            for (env, e) in &self.environments {
+                for s in &e.spokes {
+                    table
+                        .check(model, &self.deployment.sku, &s.region)
+                        .map_err(|r| {
+                            unavailable(format!("{env} Spoke {} ({})", s.name, s.region), r)
+                        })?;
+                }
+            }
+            table
+                .check(model, &self.deployment.evaluation_sku, &self.hub.region)
+                .map_err(|r| {
+                    unavailable(
+                        format!(
+                            "the Hub {} ({}), evaluation",
+                            self.hub.name, self.hub.region
+                        ),
+                        r,
+                    )
+                })?;
+        }
+        Ok(())
+    }
+
     /// Spokes of an environment.
     pub fn spokes(&self, env: Env) -> &[Account] {
         self.environments
@@ -505,7 +553,12 @@ impl Topology {
             projects: BTreeMap::new(),
             hub_limits: HubLimits::default(),
             arm_endpoint: format!("{base}/arm"),
-            deployment: DeploymentSettings::default(),
+            // Regional Standard for fine-tuned gpt-4.1-mini is not offered in East US 2; Global
+            // Standard is offered from every region (see `availability`).
+            deployment: DeploymentSettings {
+                sku: "GlobalStandard".into(),
+                ..DeploymentSettings::default()
+            },
             keepalive_schedule: default_keepalive(),
             defaults: Defaults::default(),
         }
@@ -590,6 +643,23 @@ mod tests {
         assert_eq!(
             t.account("prod-eastus2").map(|a| a.tenant.as_str()),
             Some("fabrikam")
+        );
+    }
+
+    #[test]
+    fn the_built_in_topology_plans_only_deployments_azure_offers_and_a_regional_one_in_east_us_2_is_refused()
+     {
+        let table = crate::domain::availability::Availability::built_in();
+        local().check_availability(&table).expect("deployable");
+        let mut t = local();
+        t.deployment.sku = "Standard".into();
+        let e = t
+            .check_availability(&table)
+            .expect_err("Standard in eastus2");
+        let text = e.to_string();
+        assert!(
+            text.contains("eastus2") && text.contains("gpt-4.1-mini"),
+            "{text}"
         );
     }
 

@@ -2,8 +2,10 @@
 //!
 //! PUT is a long-running operation: when the answer carries `Azure-AsyncOperation` the
 //! operation resource is polled, otherwise the deployment is read until its
-//! `provisioningState` is terminal. Cross-tenant PUTs carry the source tenant's token in
-//! `x-ms-authorization-auxiliary`.
+//! `provisioningState` is terminal. Every request carries a token of the target account's own
+//! tenant in `Authorization` (ARM's primary token must come from a tenant that can manage
+//! the subscription); a cross-tenant PUT adds the source account's tenant's token in
+//! `x-ms-authorization-auxiliary` ("Authenticate requests across tenants").
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use serde_json::Value;
 
 use super::{ARM_SCOPE, Http, TokenSource};
 use crate::domain::aoai::{Deployment, DeploymentSpec, is_terminal_provisioning};
+use crate::domain::topology::Account;
 use crate::ports::{AoaiError, Deployments};
 
 /// The ARM API version for deployments.
@@ -24,18 +27,28 @@ pub struct Arm {
     base: String,
     api_version: String,
     tokens: std::sync::Arc<dyn TokenSource>,
+    /// The tenant the process signs in to by default (the Hub's); tokens for it are asked
+    /// for without a tenant, so a managed identity serves them.
+    home_tenant: String,
     poll_interval: Duration,
     max_wait: Duration,
 }
 
 impl Arm {
-    /// `base` is `https://management.azure.com` (or the emulator's ARM base).
-    pub fn new(http: Http, base: &str, tokens: std::sync::Arc<dyn TokenSource>) -> Self {
+    /// `base` is `https://management.azure.com` (or the emulator's ARM base); `home_tenant`
+    /// the tenant `tokens` signs in to by default.
+    pub fn new(
+        http: Http,
+        base: &str,
+        tokens: std::sync::Arc<dyn TokenSource>,
+        home_tenant: &str,
+    ) -> Self {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
             api_version: ARM_API_VERSION.to_owned(),
             tokens,
+            home_tenant: home_tenant.to_owned(),
             poll_interval: Duration::from_secs(5),
             max_wait: Duration::from_secs(15 * 60),
         }
@@ -56,24 +69,31 @@ impl Arm {
         }
     }
 
+    /// A token of `tenant` (without a tenant for the home one).
+    async fn token_of(&self, tenant: &str) -> Result<super::Secret, AoaiError> {
+        let other = (!tenant.is_empty() && tenant != self.home_tenant).then_some(tenant);
+        self.tokens.token(ARM_SCOPE, other).await
+    }
+
     async fn authed(
         &self,
         method: reqwest::Method,
         url: &str,
         with_version: bool,
+        tenant: &str,
     ) -> Result<reqwest::RequestBuilder, AoaiError> {
         let mut req = self.http.client().request(method, url);
         if with_version {
             req = req.query(&[("api-version", self.api_version.as_str())]);
         }
-        Ok(req.bearer_auth(self.tokens.token(ARM_SCOPE, None).await?.expose()))
+        Ok(req.bearer_auth(self.token_of(tenant).await?.expose()))
     }
 
     async fn wait_for(
         &self,
         operation: &str,
         async_url: Option<String>,
-        account_id: &str,
+        account: &Account,
         name: &str,
     ) -> Result<Deployment, AoaiError> {
         let deadline = tokio::time::Instant::now() + self.max_wait;
@@ -82,7 +102,8 @@ impl Arm {
                 let op: Value = self
                     .http
                     .json(operation, || async {
-                        self.authed(reqwest::Method::GET, &url, false).await
+                        self.authed(reqwest::Method::GET, &url, false, &account.tenant)
+                            .await
                     })
                     .await?;
                 let status = op
@@ -117,7 +138,7 @@ impl Arm {
         }
         // Confirm with the deployment itself (also the only signal when no operation URL came back).
         loop {
-            let Some(d) = self.get(account_id, name).await? else {
+            let Some(d) = self.get(account, name).await? else {
                 return Err(AoaiError::Failed {
                     operation: operation.into(),
                     state: "NotFound".into(),
@@ -155,23 +176,23 @@ impl Arm {
 impl Deployments for Arm {
     async fn put(
         &self,
-        account_id: &str,
+        account: &Account,
         name: &str,
         spec: &DeploymentSpec,
-        auxiliary_tenant: Option<&str>,
+        source_tenant: Option<&str>,
     ) -> Result<Deployment, AoaiError> {
-        let url = self.deployment_url(account_id, Some(name));
+        let url = self.deployment_url(&account.resource_id, Some(name));
         let body = spec.body();
         let operation = format!("deploy {name}");
         let resp = self
             .http
             .send(&operation, || async {
                 let mut req = self
-                    .authed(reqwest::Method::PUT, &url, true)
+                    .authed(reqwest::Method::PUT, &url, true, &account.tenant)
                     .await?
                     .json(&body);
-                if let Some(t) = auxiliary_tenant {
-                    let aux = self.tokens.token(ARM_SCOPE, Some(t)).await?;
+                if let Some(t) = source_tenant {
+                    let aux = self.token_of(t).await?;
                     req = req.header(
                         "x-ms-authorization-auxiliary",
                         format!("Bearer {}", aux.expose()),
@@ -185,15 +206,16 @@ impl Deployments for Arm {
             .get("azure-asyncoperation")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        self.wait_for(&operation, async_url, account_id, name).await
+        self.wait_for(&operation, async_url, account, name).await
     }
 
-    async fn get(&self, account_id: &str, name: &str) -> Result<Option<Deployment>, AoaiError> {
-        let url = self.deployment_url(account_id, Some(name));
+    async fn get(&self, account: &Account, name: &str) -> Result<Option<Deployment>, AoaiError> {
+        let url = self.deployment_url(&account.resource_id, Some(name));
         match self
             .http
             .json::<Deployment, _, _>("get deployment", || async {
-                self.authed(reqwest::Method::GET, &url, true).await
+                self.authed(reqwest::Method::GET, &url, true, &account.tenant)
+                    .await
             })
             .await
         {
@@ -203,18 +225,19 @@ impl Deployments for Arm {
         }
     }
 
-    async fn list(&self, account_id: &str) -> Result<Vec<Deployment>, AoaiError> {
+    async fn list(&self, account: &Account) -> Result<Vec<Deployment>, AoaiError> {
         let mut out = Vec::new();
         let mut next: Option<String> = None;
         loop {
             let (url, versioned) = match &next {
                 Some(n) => (n.clone(), false),
-                None => (self.deployment_url(account_id, None), true),
+                None => (self.deployment_url(&account.resource_id, None), true),
             };
             let page: Value = self
                 .http
                 .json("list deployments", || async {
-                    self.authed(reqwest::Method::GET, &url, versioned).await
+                    self.authed(reqwest::Method::GET, &url, versioned, &account.tenant)
+                        .await
                 })
                 .await?;
             let items = page.get("value").cloned().unwrap_or(Value::Array(vec![]));
@@ -231,12 +254,13 @@ impl Deployments for Arm {
         }
     }
 
-    async fn delete(&self, account_id: &str, name: &str) -> Result<bool, AoaiError> {
-        let url = self.deployment_url(account_id, Some(name));
+    async fn delete(&self, account: &Account, name: &str) -> Result<bool, AoaiError> {
+        let url = self.deployment_url(&account.resource_id, Some(name));
         let resp = self
             .http
             .send("delete deployment", || async {
-                self.authed(reqwest::Method::DELETE, &url, true).await
+                self.authed(reqwest::Method::DELETE, &url, true, &account.tenant)
+                    .await
             })
             .await?;
         Ok(resp.status().as_u16() != 204)

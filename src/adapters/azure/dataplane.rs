@@ -33,6 +33,9 @@ pub struct DataPlane {
     endpoint: String,
     surface: Surface,
     auth: Auth,
+    /// The account's tenant when it is not the process's home tenant: bearer tokens are
+    /// asked of it.
+    tenant: Option<String>,
 }
 
 impl DataPlane {
@@ -44,7 +47,14 @@ impl DataPlane {
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             surface,
             auth,
+            tenant: None,
         }
+    }
+
+    /// An account in another tenant than the process's: its bearer tokens come from there.
+    pub fn in_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = tenant;
+        self
     }
 
     fn url(&self, path: &str) -> String {
@@ -74,7 +84,9 @@ impl DataPlane {
         if !query.is_empty() {
             req = req.query(query);
         }
-        self.auth.apply(req, COGNITIVE_SCOPE).await
+        self.auth
+            .apply(req, COGNITIVE_SCOPE, self.tenant.as_deref())
+            .await
     }
 
     fn page_query(after: Option<&str>, limit: u32) -> Vec<(&'static str, String)> {

@@ -70,6 +70,62 @@ impl TokenSource for StaticToken {
     }
 }
 
+/// Tokens for the emulator, shaped as Entra's are: a JWT whose `tid` claim names the tenant
+/// it was issued for (the home tenant when none is asked) and `aud` the scope, signed with
+/// the local key (HS256). The emulator reads `tid` to refuse a token of the wrong tenant, as
+/// Azure does; the key itself never travels.
+#[derive(Debug, Clone)]
+pub struct LocalTokens {
+    home: String,
+    key: Secret,
+}
+
+impl LocalTokens {
+    /// Tokens of `home` (and any other tenant asked for) signed with `key`.
+    pub fn new(home: &str, key: Secret) -> Self {
+        Self {
+            home: home.to_owned(),
+            key,
+        }
+    }
+
+    /// The token for `scope` in `tenant` (the home tenant when `None`).
+    pub fn issue(&self, scope: &str, tenant: Option<&str>) -> Secret {
+        use base64::Engine as _;
+        use hmac::Mac as _;
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let header = b64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let claims = serde_json::json!({"tid": tenant.unwrap_or(&self.home), "aud": scope, "iss": "fthub-local"});
+        let payload = b64.encode(claims.to_string());
+        let signed = format!("{header}.{payload}");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.key.expose().as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes a key of any length"));
+        mac.update(signed.as_bytes());
+        Secret::new(format!(
+            "{signed}.{}",
+            b64.encode(mac.finalize().into_bytes())
+        ))
+    }
+}
+
+#[async_trait]
+impl TokenSource for LocalTokens {
+    async fn token(&self, scope: &str, tenant: Option<&str>) -> Result<Secret, AoaiError> {
+        Ok(self.issue(scope, tenant))
+    }
+}
+
+/// The tenant (`tid` claim) of a JWT bearer token; `None` when the token is not a JWT.
+pub fn token_tenant(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("tid")?.as_str().map(str::to_owned)
+}
+
 /// How to authenticate.
 #[derive(Debug, Clone)]
 pub enum Auth {
@@ -80,14 +136,16 @@ pub enum Auth {
 }
 
 impl Auth {
+    /// Authenticates `req`; a bearer token is asked of `tenant` (the home one when `None`).
     async fn apply(
         &self,
         req: reqwest::RequestBuilder,
         scope: &str,
+        tenant: Option<&str>,
     ) -> Result<reqwest::RequestBuilder, AoaiError> {
         Ok(match self {
             Auth::ApiKey(k) => req.header("api-key", k.expose()),
-            Auth::Bearer(src) => req.bearer_auth(src.token(scope, None).await?.expose()),
+            Auth::Bearer(src) => req.bearer_auth(src.token(scope, tenant).await?.expose()),
         })
     }
 }

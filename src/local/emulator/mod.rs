@@ -136,11 +136,38 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
         .uri()
         .query()
         .is_some_and(|q| q.split('&').any(|p| p.starts_with("api-version=")));
+    // A token names its tenant (`tid`): it must be the account's, as Azure requires of the
+    // primary token (an opaque test token stands for any tenant).
+    let wrong_tenant = match (
+        bearer.and_then(crate::adapters::azure::token_tenant),
+        &account,
+    ) {
+        (Some(tid), Some(a)) if !control => {
+            let w = emu
+                .world
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            w.accounts
+                .get(a)
+                .map(|x| x.config.tenant.clone())
+                .filter(|t| *t != tid)
+                .map(|t| (tid, t))
+        }
+        _ => None,
+    };
     let resp = if !control && !authed {
         error(
             401,
             "unauthorized",
             "Access denied due to missing subscription key or token.",
+        )
+    } else if let Some((tid, tenant)) = wrong_tenant {
+        error(
+            401,
+            "InvalidAuthenticationTokenTenant",
+            &format!(
+                "The access token is from the wrong issuer '{tid}'. It must match the tenant '{tenant}' associated with this subscription."
+            ),
         )
     } else if (dated || arm) && !versioned {
         error(
@@ -591,15 +618,22 @@ async fn put_deployment(
             "The request content was invalid and could not be deserialized.",
         );
     };
-    let aux = headers
+    // `Bearer a, Bearer b`: up to three tokens, each of its tenant (None: not a JWT).
+    let aux: Vec<Option<String>> = headers
         .get("x-ms-authorization-auxiliary")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("Bearer "));
+        .map(|v| {
+            v.split(',')
+                .filter_map(|t| t.trim().strip_prefix("Bearer "))
+                .map(crate::adapters::azure::token_tenant)
+                .collect()
+        })
+        .unwrap_or_default();
     let base = emu.base.lock().map(|b| b.clone()).unwrap_or_default();
     let name = p.name.clone().unwrap_or_default();
     let result = emu.with(|w| {
         check_arm(w, &p)?;
-        w.put_deployment(&p.account, &name, &body, aux)
+        w.put_deployment(&p.account, &name, &body, &aux)
     });
     match result {
         Ok((created, v, op)) => {

@@ -282,6 +282,8 @@ pub struct World {
     pub expired: Vec<(String, String, String)>,
     /// Pending ARM operations: id → (account, deployment).
     pub operations: HashMap<String, (String, String)>,
+    /// Where Azure offers fine-tuned deployments (fthub's shipped table).
+    pub availability: crate::domain::availability::Availability,
     rng: fastrand::Rng,
 }
 
@@ -329,6 +331,7 @@ impl World {
                 .collect(),
             offset: Duration::zero(),
             timings,
+            availability: crate::domain::availability::Availability::built_in(),
             account_faults: HashMap::new(),
             region_faults: HashMap::new(),
             log: VecDeque::new(),
@@ -726,7 +729,7 @@ impl World {
         account: &str,
         name: &str,
         body: &Value,
-        auxiliary: bool,
+        auxiliary: &[Option<String>],
     ) -> Result<(bool, Value, String), Refusal> {
         let now = self.now();
         let ready = now + Self::ms(self.timings.deployment_ms);
@@ -805,6 +808,15 @@ impl World {
                     ),
                 ));
             }
+            // Azure offers fine-tuned deployments only where its availability table says.
+            let region = self
+                .accounts
+                .get(account)
+                .map(|a| a.config.region.clone())
+                .unwrap_or_default();
+            if let Err(e) = self.availability.check(&model_name, &sku_name, &region) {
+                return Err(refuse(400, "InvalidResourceProperties", e.to_string()));
+            }
             if owner.config.tenant != dest_tenant {
                 if source.is_some() {
                     return Err(refuse(
@@ -813,11 +825,26 @@ impl World {
                         "the source is in another tenant: use sourceAccount with an auxiliary token",
                     ));
                 }
-                if !auxiliary {
+                if auxiliary.is_empty() {
                     return Err(refuse(
                         401,
                         "LinkedAuthorizationFailed",
                         "cross-tenant deployment needs x-ms-authorization-auxiliary with a token of the source tenant",
+                    ));
+                }
+                // A token whose tenant is known must be the source's (an opaque test token
+                // stands for any tenant).
+                let owner_tenant = &owner.config.tenant;
+                if auxiliary
+                    .iter()
+                    .all(|t| t.as_ref().is_some_and(|t| t != owner_tenant))
+                {
+                    return Err(refuse(
+                        401,
+                        "InvalidAuthenticationTokenTenant",
+                        format!(
+                            "the auxiliary token is from the wrong issuer: it must be a token of the source account's tenant {owner_tenant}"
+                        ),
                     ));
                 }
             }
@@ -1176,7 +1203,7 @@ mod tests {
         let j = w
             .create_job(
                 "hub",
-                &json!({"model": "gpt-4o-mini-2024-07-18", "training_file": f["id"]}),
+                &json!({"model": "gpt-4.1-mini-2025-04-14", "training_file": f["id"]}),
             )
             .expect("job");
         w.advance(Duration::seconds(1));
@@ -1204,7 +1231,7 @@ mod tests {
             "hub",
             "dev",
             &deploy_body(&model, "developertier", None),
-            false,
+            &[],
         )
         .expect("deploy");
         w.advance(Duration::hours(23));
@@ -1222,34 +1249,73 @@ mod tests {
         let by_source = w.put_deployment(
             "prod-eastus2",
             "d",
-            &deploy_body(&model, "Standard", Some(("source", &hub_id))),
-            true,
+            &deploy_body(&model, "GlobalStandard", Some(("source", &hub_id))),
+            &[None],
         );
         assert_eq!(by_source.expect_err("other tenant").status, 403);
         let no_aux = w.put_deployment(
             "prod-eastus2",
             "d",
-            &deploy_body(&model, "Standard", Some(("sourceAccount", &hub_id))),
-            false,
+            &deploy_body(&model, "GlobalStandard", Some(("sourceAccount", &hub_id))),
+            &[],
         );
         assert_eq!(no_aux.expect_err("no auxiliary token").status, 401);
+        let wrong_aux = w.put_deployment(
+            "prod-eastus2",
+            "d",
+            &deploy_body(&model, "GlobalStandard", Some(("sourceAccount", &hub_id))),
+            &[Some("fabrikam".into())],
+        );
+        assert_eq!(
+            wrong_aux
+                .expect_err("the destination's tenant in the auxiliary header")
+                .code,
+            "InvalidAuthenticationTokenTenant"
+        );
         w.put_deployment(
             "prod-eastus2",
             "d",
-            &deploy_body(&model, "Standard", Some(("sourceAccount", &hub_id))),
-            true,
+            &deploy_body(&model, "GlobalStandard", Some(("sourceAccount", &hub_id))),
+            &[Some("contoso".into())],
         )
-        .expect("with auxiliary");
+        .expect("with the source tenant's auxiliary token");
         let unknown = w.put_deployment(
             "dev-eastus2",
             "x",
             &deploy_body("gpt-4o.ft-nothere", "Standard", Some(("source", &hub_id))),
-            false,
+            &[],
         );
         assert_eq!(
             unknown.expect_err("model must exist in the named hub").code,
             "DeploymentModelNotFound"
         );
+    }
+
+    #[test]
+    fn a_deployment_azure_does_not_offer_in_the_region_is_refused() {
+        let mut w = world();
+        let model = trained(&mut w);
+        let hub_id = w.accounts["hub"].config.resource_id();
+        let standard = w.put_deployment(
+            "dev-eastus2",
+            "d",
+            &deploy_body(&model, "Standard", Some(("source", &hub_id))),
+            &[],
+        );
+        let e = standard.expect_err("regional Standard is not offered in eastus2");
+        assert_eq!((e.status, e.code), (400, "InvalidResourceProperties"));
+        assert!(
+            e.message.contains("northcentralus, swedencentral"),
+            "{}",
+            e.message
+        );
+        w.put_deployment(
+            "dev-swedencentral",
+            "d",
+            &deploy_body(&model, "Standard", Some(("source", &hub_id))),
+            &[],
+        )
+        .expect("offered in swedencentral");
     }
 
     #[test]

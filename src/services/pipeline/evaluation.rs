@@ -242,20 +242,15 @@ impl Pipeline {
         let (others, skipped) = self.baselines(&run).await?;
         let outcome = async {
             // Inside the guarded block: a deploy that fails half-way is removed too.
-            self.arm
-                .put(&hub.resource_id, &candidate, &spec, None)
-                .await?;
+            self.arm.put(&hub, &candidate, &spec, None).await?;
             self.eval_deployed(&run, &candidate, &model).await?;
             // The base model's deployment is shared by every evaluation of that model.
-            let ready = self
-                .arm
-                .get(&hub.resource_id, &base_dep)
-                .await?
-                .is_some_and(|d| d.properties.provisioning_state.as_deref() == Some("Succeeded"));
+            let ready =
+                self.arm.get(&hub, &base_dep).await?.is_some_and(|d| {
+                    d.properties.provisioning_state.as_deref() == Some("Succeeded")
+                });
             if !ready {
-                self.arm
-                    .put(&hub.resource_id, &base_dep, &base_spec, None)
-                    .await?;
+                self.arm.put(&hub, &base_dep, &base_spec, None).await?;
             }
             let on_hub = |label, deployment: &str, model: &str| Target {
                 label,

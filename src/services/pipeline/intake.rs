@@ -215,6 +215,14 @@ impl Pipeline {
         let limits = self.topology.hub_limits;
         let (to, detail) = if !accepted {
             (Stage::Rejected, reasons.join("; "))
+        } else if let Err(why) = self.deployable(&run.base_model) {
+            (
+                Stage::Rejected,
+                format!(
+                    "a fine-tune of {} could not be deployed where this estate needs it: {why}",
+                    run.base_model
+                ),
+            )
         } else if !crate::domain::queue::Ledger::fits_at_all(&needs, &limits) {
             (
                 Stage::Rejected,

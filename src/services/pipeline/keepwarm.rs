@@ -39,7 +39,7 @@ impl Pipeline {
         // List every Spoke at once: unmanaged deployments, and managed ones the inventory
         // lost (tagged by fthub, adopted back).
         let listings = join_all(estate.spokes.iter().map(|(_, spoke, _)| async move {
-            let list = tokio::time::timeout_at(deadline, self.arm.list(&spoke.resource_id)).await;
+            let list = tokio::time::timeout_at(deadline, self.arm.list(spoke)).await;
             (spoke, list)
         }))
         .await;
@@ -260,7 +260,7 @@ impl Pipeline {
                 let (spec, aux) =
                     self.deployment_spec(&d.model, &run, &t.spoke, &s.sku, s.capacity);
                 self.arm
-                    .put(&t.spoke.resource_id, &d.deployment, &spec, aux.as_deref())
+                    .put(&t.spoke, &d.deployment, &spec, aux.as_deref())
                     .await?;
                 let r = client.chat(&d.deployment, &d.model, &ping()).await?;
                 tracing::info!(deployment = %d.deployment, account = %t.spoke.name, project = %d.project, "Deployment restored from its Hub model.");

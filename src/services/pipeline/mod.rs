@@ -203,6 +203,8 @@ pub struct Pipeline {
     /// Requests per minute per capacity unit, when the contract differs from the documented
     /// table (6 for chat models, 1 for o-series).
     pub rpm_per_unit: Option<f64>,
+    /// Where Azure offers fine-tuned deployments.
+    pub availability: Arc<crate::domain::availability::Availability>,
 }
 
 const ACTOR_PIPELINE: &str = "pipeline";
@@ -240,6 +242,7 @@ impl Pipeline {
             keepalive_budget: Duration::from_secs(240),
             pacers: Arc::new(Pacers::default()),
             rpm_per_unit: None,
+            availability: Arc::new(crate::domain::availability::Availability::built_in()),
         }
     }
 }
@@ -285,6 +288,26 @@ impl Pipeline {
             .put(REPORTS, &format!("{run_id}/{name}"), bytes, Condition::None)
             .await
             .map(|_| ())
+    }
+
+    /// Whether every deployment a run of `model` needs is offered by Azure: its evaluation on
+    /// the Hub and its promotion to every Spoke, with the topology's SKUs. The reason names
+    /// the first that is not, with the availability table's source.
+    fn deployable(&self, model: &str) -> Result<(), String> {
+        let t = &self.topology;
+        let d = &t.deployment;
+        std::iter::once((&t.hub, d.evaluation_sku.as_str()))
+            .chain(
+                t.environments
+                    .values()
+                    .flat_map(|e| e.spokes.iter())
+                    .map(|s| (s, d.sku.as_str())),
+            )
+            .try_for_each(|(a, sku)| {
+                self.availability
+                    .check(model, sku, &a.region)
+                    .map_err(|e| format!("{} ({}): {e}", a.name, a.region))
+            })
     }
 
     fn inference(&self, account: &str) -> Result<&Arc<dyn Inference>, PipelineError> {

@@ -118,6 +118,14 @@ impl Pipeline {
         let name = self.topology.deployment_name(&run.project);
         let spokes = self.topology.spokes(env).to_vec();
         let state = run.environments.get(&env).cloned().unwrap_or_default();
+        // Refused before any call: a deployment Azure does not offer there, or no slot.
+        let sku = &self.topology.deployment.sku;
+        for spoke in &spokes {
+            if let Err(e) = self.availability.check(&model, sku, &spoke.region) {
+                let why = format!("{} ({}): {e}", spoke.name, spoke.region);
+                return self.refuse(&run, env, &spokes, &spoke.region, why).await;
+            }
+        }
         if let Err(no) = self.reserve_slots(&spokes, &name, &run).await? {
             return self
                 .refuse(&run, env, &spokes, &no.region, no.describe())
@@ -134,9 +142,7 @@ impl Pipeline {
                         id,
                         &step,
                         |_| async {
-                            self.arm
-                                .put(&spoke.resource_id, &name, &spec, aux.as_deref())
-                                .await?;
+                            self.arm.put(spoke, &name, &spec, aux.as_deref()).await?;
                             Ok(name.clone())
                         },
                         |_, _| {},

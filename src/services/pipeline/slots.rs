@@ -191,7 +191,7 @@ impl Pipeline {
         name: &str,
     ) -> Result<Option<String>, PipelineError> {
         let hub = &self.topology.hub;
-        self.arm.delete(&hub.resource_id, name).await?;
+        self.arm.delete(hub, name).await?;
         let next = inventory::update_account(self.store.as_ref(), &hub.name, |r| {
             r.release(name);
             r.waiting.retain(|w| w.run_id != run_id);
