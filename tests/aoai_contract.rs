@@ -145,6 +145,7 @@ async fn job_creation_bodies_match_the_reference_for_both_surfaces() {
             n_epochs: Some(3),
             batch_size: Some(8),
             learning_rate_multiplier: Some(0.1),
+            ..Default::default()
         },
         ..Default::default()
     };

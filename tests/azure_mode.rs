@@ -15,17 +15,7 @@ use fthub::ports::{BlobStore, Condition};
 use serde_json::Value;
 
 fn python() -> String {
-    let py =
-        std::env::var("FTHUB_TEST_PYTHON").unwrap_or_else(|_| "/tmp/fthub-venv/bin/python".into());
-    let ok = Command::new(&py)
-        .args(["-c", "import azure.storage.blob"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{py} cannot import azure.storage.blob: run scripts/test (it installs azure-storage-blob) or set FTHUB_TEST_PYTHON"
-    );
-    py
+    common::python_with("azure.storage.blob")
 }
 
 fn azure_store() -> AzureBlobStore {

@@ -389,7 +389,7 @@ async fn the_dev_host_runs_the_real_handler_for_the_repository_app() {
     assert_eq!(r.status().as_u16(), 200);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["service"], "fthub");
-    assert_eq!(body["functions"].as_array().expect("functions").len(), 11);
+    assert_eq!(body["functions"].as_array().expect("functions").len(), 13);
 
     let blob = home.path().join("storage/datasets/acme/train.jsonl");
     std::fs::create_dir_all(blob.parent().expect("parent")).expect("mkdir");

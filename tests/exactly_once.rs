@@ -187,11 +187,22 @@ async fn fifty_concurrent_duplicates_on_two_handlers_cause_each_effect_once() {
             .expect("put");
     }
 
-    // DatasetArrived × 50 → one run, two uploads, one job.
-    let mut redelivered = deliver(
+    // DatasetArrived × 50 answers at once, each with the same arrival for the intake queue.
+    let arrived = deliver(
         &handlers,
         "DatasetArrived",
         &blob_created(&format!("{project}/s1/manifest.json")),
+    )
+    .await;
+    assert_eq!(arrived, 0, "nothing to retry: the work is queued");
+    // ValidateSubmission × 50 → one run, two uploads, one job.
+    let mut redelivered = deliver(
+        &handlers,
+        "ValidateSubmission",
+        &message(
+            "ValidateSubmission",
+            &json!({"type": "dataset.arrived", "blob": format!("{project}/s1/manifest.json")}),
+        ),
     )
     .await;
     let runs = store.list("state", "runs/").await.expect("runs");

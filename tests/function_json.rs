@@ -101,7 +101,7 @@ fn host_json_starts_the_fthub_binary_with_serve() {
         .expect("app loads");
     assert_eq!(app.host.executable, "fthub");
     assert_eq!(app.host.arguments, ["serve"]);
-    assert_eq!(app.functions.len(), 11);
+    assert_eq!(app.functions.len(), 13);
     assert_eq!(app.subscriptions[0].function, "DatasetArrived");
 }
 

@@ -112,7 +112,19 @@ async fn a_blob_created_event_reaches_the_pipeline_with_the_blob_it_names() {
         .await;
     assert_eq!(status, 200);
     assert_envelope(&body);
-    // The event decoded to datasets/acme/s1/manifest.json, which this empty store does not hold.
+    // Answered at once: the blob goes on the intake queue for ValidateSubmission.
+    let intake = body["Outputs"]["intake"].as_array().expect("intake output");
+    assert_eq!(intake.len(), 1);
+    assert_eq!(intake[0]["type"], "dataset.arrived");
+    assert_eq!(intake[0]["blob"], "acme/s1/manifest.json");
+    assert!(rejection_records(home.path()).is_empty());
+    // The worker streams it: this empty store does not hold it.
+    let envelope = serde_json::json!({
+        "Data": {"message": serde_json::to_string(&intake[0].to_string()).expect("encode")},
+        "Metadata": {"MessageId": "\"m-1\"", "DeliveryCount": "1", "sys": {"MethodName": "ValidateSubmission"}},
+    });
+    let (status, _, _) = s.invoke("ValidateSubmission", envelope.to_string()).await;
+    assert_eq!(status, 200);
     let records = rejection_records(home.path());
     assert_eq!(records[0]["kind"], "blob_not_found");
     assert!(
@@ -173,7 +185,7 @@ async fn the_status_api_answers_through_the_http_output_binding() {
     assert_eq!(res["statusCode"], 200);
     let inner: Value =
         serde_json::from_str(res["body"].as_str().expect("text body")).expect("json");
-    assert_eq!(inner["functions"].as_array().expect("functions").len(), 11);
+    assert_eq!(inner["functions"].as_array().expect("functions").len(), 13);
 }
 
 #[tokio::test]
@@ -225,4 +237,42 @@ async fn a_rejection_that_cannot_be_recorded_fails_with_500_so_the_host_retries(
     assert_eq!(status, 500);
     assert!(ctype.starts_with("application/json"));
     assert_envelope(&body);
+}
+
+#[tokio::test]
+async fn dataset_arrived_answers_a_200_mb_drop_at_once_and_leaves_validation_to_the_intake_queue() {
+    // Event Grid waits about 30 s for an answer and then delivers again: the delivery must
+    // not stream, validate or upload the dataset.
+    let home = tempfile::tempdir().expect("tmp");
+    let dir = home.path().join("storage/datasets/big");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let line = "{\"messages\":[{\"role\":\"user\",\"content\":\"".to_owned()
+        + &"x".repeat(900)
+        + "\"},{\"role\":\"assistant\",\"content\":\"y\"}]}\n";
+    let mut f =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("train.jsonl")).expect("create"));
+    for _ in 0..(200 * 1024 * 1024 / line.len()) {
+        std::io::Write::write_all(&mut f, line.as_bytes()).expect("write");
+    }
+    drop(f);
+    let s = Serve::start(home.path()).await;
+    let event = serde_json::json!({
+        "Data": {"event": {"id": "1", "topic": "/subscriptions/s", "subject": "/blobServices/default/containers/datasets/blobs/big/train.jsonl",
+            "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-12-01T10:00:00Z", "dataVersion": "", "metadataVersion": "1",
+            "data": {"url": "https://acct.blob.core.windows.net/datasets/big/train.jsonl", "eTag": "0x1", "contentLength": 209_715_200}}},
+        "Metadata": {"sys": {"MethodName": "DatasetArrived"}},
+    });
+    let started = std::time::Instant::now();
+    let (status, _, body) = s.invoke("DatasetArrived", event.to_string()).await;
+    let took = started.elapsed();
+    assert_eq!(status, 200);
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "answered in {took:?}"
+    );
+    assert_eq!(body["Outputs"]["intake"][0]["blob"], "big/train.jsonl");
+    assert!(
+        !home.path().join("storage/reports").exists(),
+        "no validation report yet: ValidateSubmission writes it"
+    );
 }

@@ -20,8 +20,8 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   metricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
 }
-var receiveQueues = [ 'training-completed', 'evaluation-completed', 'approvals' ]
-var sendQueues = [ 'training-completed', 'evaluation-completed' ]
+var receiveQueues = [ 'intake', 'training-completed', 'evaluation-completed', 'approvals' ]
+var sendQueues = [ 'intake', 'training-completed', 'evaluation-completed' ]
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName

@@ -3,7 +3,7 @@ param name string
 param location string
 param tags object = {}
 @description('Queues the functions trigger on (functions/*/function.json).')
-param queues array = [ 'training-completed', 'evaluation-completed', 'approvals' ]
+param queues array = [ 'intake', 'training-completed', 'evaluation-completed', 'approvals' ]
 @description('Topics the functions publish to.')
 param topics array = [ 'notifications' ]
 

@@ -165,6 +165,10 @@ pub struct Hyperparameters {
     /// Learning-rate multiplier.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub learning_rate_multiplier: Option<f64>,
+    /// DPO only: the weight of the penalty between the policy and the reference model
+    /// (`method.dpo.hyperparameters.beta` on the surfaces that define `method`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub beta: Option<f64>,
 }
 
 /// Training method.

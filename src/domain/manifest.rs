@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::aoai::{Hyperparameters, TrainingMethod};
-use super::topology::{Defaults, Thresholds};
+use super::topology::Thresholds;
 
 /// The manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,21 +74,17 @@ impl Manifest {
     /// Parses manifest JSON.
     ///
     /// # Errors
-    /// When it is not JSON or names unknown fields.
+    /// When it is not JSON, names unknown fields, or sets a DPO hyperparameter (`beta`) for
+    /// supervised training.
     pub fn from_json(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
-
-    /// The base model, or the default.
-    pub fn base_model_or(&self, d: &Defaults) -> String {
-        self.base_model
-            .clone()
-            .unwrap_or_else(|| d.base_model.clone())
-    }
-
-    /// The thresholds, or the default.
-    pub fn thresholds_or(&self, d: &Defaults) -> Thresholds {
-        self.thresholds.unwrap_or(d.thresholds)
+        use serde::de::Error as _;
+        let m: Self = serde_json::from_slice(bytes)?;
+        if m.hyperparameters.beta.is_some() && m.method != TrainingMethod::Dpo {
+            return Err(serde_json::Error::custom(
+                "hyperparameters.beta applies to DPO (\"method\": \"dpo\") only",
+            ));
+        }
+        Ok(m)
     }
 
     /// Data files in the submission (training first).

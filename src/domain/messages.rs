@@ -10,6 +10,16 @@ use super::env::Env;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Message {
+    /// `intake`: a dataset blob arrived (a manifest, or a bare drop): validate it and start
+    /// its run. Sent by `DatasetArrived` and `SubmitRun`, which answer at once.
+    #[serde(rename = "dataset.arrived")]
+    DatasetArrived {
+        /// The blob's name in `datasets`.
+        blob: String,
+        /// Its ETag, when the event gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        etag: Option<String>,
+    },
     /// `training-completed`: evaluate (or resume evaluating) this run.
     #[serde(rename = "training.completed")]
     TrainingCompleted {
@@ -27,12 +37,13 @@ pub enum Message {
 }
 
 impl Message {
-    /// The run the message is about.
+    /// The run (or, for an arrival, the blob) the message is about.
     pub fn run_id(&self) -> &str {
         match self {
             Message::TrainingCompleted { run_id } | Message::EvaluationCompleted { run_id, .. } => {
                 run_id
             }
+            Message::DatasetArrived { blob, .. } => blob,
         }
     }
 

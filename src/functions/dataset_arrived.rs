@@ -2,7 +2,11 @@
 //!
 //! - Trigger: `eventGridTrigger`, `Microsoft.Storage.BlobCreated` in container `datasets`.
 //! - Input: the Event Grid event (or a batch); the dataset bytes are never in the payload.
-//! - Outputs: `notifications` (topic).
+//! - Outputs: `intake` (queue), `notifications` (topic).
+//! - Purpose: answer Event Grid in milliseconds (it waits about 30 s, then delivers again,
+//!   up to 30 times): check the blob's place in the layout and hand the work to
+//!   `ValidateSubmission` through the `intake` queue. A submission's data files wait for
+//!   its manifest; the manifest (or a bare `.jsonl` drop) is what goes on.
 //! - Idempotency: the run id derives from the submission and its content digests, so a
 //!   redelivered event or a second upload of the same bytes finds the same run.
 //! - Retries: an unknown event type, a blob outside `datasets/` or a name that escapes its
@@ -10,6 +14,7 @@
 
 use crate::app::AppState;
 use crate::domain::dataset_path::DatasetPath;
+use crate::domain::messages::Message;
 use crate::error::FunctionError;
 use crate::host::trigger::{BLOB_CREATED, EventGridEvent};
 use crate::host::{Invocation, InvokeResponse};
@@ -24,14 +29,14 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     name: NAME,
     trigger_type: "eventGridTrigger",
     trigger: "event",
-    outputs: &["notifications"],
+    outputs: &["intake", "notifications"],
 };
 
 /// Handles one invocation.
 ///
 /// # Errors
-/// Terminal for events this function cannot act on; retryable storage or Azure failures.
-pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
+/// Terminal for events this function cannot act on.
+pub async fn run(_state: &AppState, inv: &Invocation) -> Result<InvokeResponse, FunctionError> {
     let events = EventGridEvent::decode_all(inv, SPEC.trigger)?;
     let mut out = Emitted::default();
     for ev in events {
@@ -47,11 +52,15 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
                 format!("subject {:?} is not a blob", ev.subject),
             )
         })?;
-        DatasetPath::parse(&container, &name)
+        let path = DatasetPath::parse(&container, &name)
             .map_err(|e| FunctionError::terminal("invalid_dataset_path", e.to_string()))?;
-        tracing::info!(blob = %format!("{container}/{name}"), etag = %ev.blob_etag().unwrap_or_default(), "Dataset blob arrived.");
-        let e = super::unless_busy(state.pipeline.on_dataset_blob(&name).await)?;
-        out.notifications.extend(e.notifications);
+        let etag = ev.blob_etag();
+        tracing::info!(blob = %format!("{container}/{name}"), etag = %etag.clone().unwrap_or_default(), "Dataset blob arrived.");
+        if matches!(path, DatasetPath::SubmissionFile { .. }) {
+            // Part of a submission: its manifest, uploaded last, starts it.
+            continue;
+        }
+        out.next.push(Message::DatasetArrived { blob: name, etag });
     }
     Ok(super::emit(out, &SPEC))
 }

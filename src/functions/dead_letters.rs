@@ -1,5 +1,5 @@
-//! The dead-letter recorders: `TrainingCompletedDeadLetters`, `EvaluationCompletedDeadLetters`
-//! and `ApprovalsDeadLetters`.
+//! The dead-letter recorders: `IntakeDeadLetters`, `TrainingCompletedDeadLetters`,
+//! `EvaluationCompletedDeadLetters` and `ApprovalsDeadLetters`.
 //!
 //! - Trigger: `serviceBusTrigger` on `<queue>/$DeadLetterQueue`.
 //! - Input: a message Service Bus gave up on, with `DeadLetterReason` and
@@ -33,9 +33,12 @@ pub const TRAINING_COMPLETED: FunctionSpec = spec("TrainingCompletedDeadLetters"
 pub const EVALUATION_COMPLETED: FunctionSpec = spec("EvaluationCompletedDeadLetters");
 /// Dead letters of `approvals`.
 pub const APPROVALS: FunctionSpec = spec("ApprovalsDeadLetters");
+/// Dead letters of `intake` (a dataset arrival that kept failing to validate or start).
+pub const INTAKE: FunctionSpec = spec("IntakeDeadLetters");
 
 /// The queue each recorder watches, by function name.
-pub const QUEUES: [(&str, &str); 3] = [
+pub const QUEUES: [(&str, &str); 4] = [
+    (INTAKE.name, "intake"),
     (TRAINING_COMPLETED.name, "training-completed"),
     (EVALUATION_COMPLETED.name, "evaluation-completed"),
     (APPROVALS.name, "approvals"),

@@ -11,6 +11,7 @@ pub mod promote_on_evaluation;
 pub mod status;
 pub mod submit_run;
 pub mod training_monitor;
+pub mod validate_submission;
 
 use serde_json::{Value, json};
 
@@ -34,9 +35,10 @@ pub struct FunctionSpec {
 }
 
 /// Every function, in DESIGN.md's order.
-pub const ALL: [FunctionSpec; 11] = [
+pub const ALL: [FunctionSpec; 13] = [
     dataset_arrived::SPEC,
     submit_run::SPEC,
+    validate_submission::SPEC,
     training_monitor::SPEC,
     evaluate_candidate::SPEC,
     promote_on_evaluation::SPEC,
@@ -46,6 +48,7 @@ pub const ALL: [FunctionSpec; 11] = [
     dead_letters::TRAINING_COMPLETED,
     dead_letters::EVALUATION_COMPLETED,
     dead_letters::APPROVALS,
+    dead_letters::INTAKE,
 ];
 
 /// The spec of a function by name.
@@ -61,6 +64,7 @@ pub async fn dispatch(
     Some(match inv.function.as_str() {
         dataset_arrived::NAME => dataset_arrived::run(state, inv).await,
         submit_run::NAME => submit_run::run(state, inv).await,
+        validate_submission::NAME => validate_submission::run(state, inv).await,
         training_monitor::NAME => training_monitor::run(state, inv).await,
         evaluate_candidate::NAME => evaluate_candidate::run(state, inv).await,
         promote_on_evaluation::NAME => promote_on_evaluation::run(state, inv).await,
@@ -92,6 +96,7 @@ pub(crate) fn unless_busy(
 /// The output binding each queue message goes to, by the queue it is for.
 fn output_of(m: &Message) -> &'static str {
     match m {
+        Message::DatasetArrived { .. } => "intake",
         Message::TrainingCompleted { .. } => "trainingCompleted",
         Message::EvaluationCompleted { .. } => "evaluationCompleted",
     }

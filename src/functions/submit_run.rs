@@ -5,7 +5,10 @@
 //!   in `datasets/`; `POST runs/{id}/retry` and `POST runs/{id}/cancel` with
 //!   `{"actor": ..., "reason": ...}` (the actor defaults to the App Service Authentication
 //!   principal, `x-ms-client-principal-name`).
-//! - Outputs: `res`, `notifications`.
+//! - Outputs: `res`, `intake` (queue), `notifications`.
+//! - Answers `POST runs` with 202 at once: `{project, submission, blob, status}`, `status`
+//!   being `/api/status/submissions/{project}/{submission}` (the run, once validation created
+//!   it); the work goes to `ValidateSubmission` on the `intake` queue.
 //! - Idempotency: the run id derives from the submission and its content digest.
 //! - Retries: a malformed request answers 400 to its caller; nothing is retried.
 
@@ -25,7 +28,7 @@ pub const SPEC: FunctionSpec = FunctionSpec {
     name: NAME,
     trigger_type: "httpTrigger",
     trigger: "req",
-    outputs: &["res", "notifications"],
+    outputs: &["res", "intake", "notifications"],
 };
 
 /// Handles one invocation: starts (or finds) the run of a submission already in storage.
@@ -53,15 +56,24 @@ pub async fn run(state: &AppState, inv: &Invocation) -> Result<InvokeResponse, F
             "the body must name \"project\" and \"submission\"",
         ));
     };
+    let blob = format!("{project}/{submission}/manifest.json");
+    crate::domain::dataset_path::DatasetPath::parse(
+        crate::domain::dataset_path::DATASETS_CONTAINER,
+        &blob,
+    )
+    .map_err(|e| FunctionError::terminal("bad_request", e.to_string()))?;
     tracing::info!(%project, %submission, "Run submission received.");
-    let emitted = state
-        .pipeline
-        .on_dataset_blob(&format!("{project}/{submission}/manifest.json"))
-        .await?;
+    // Answer at once (the HTTP front end gives up after 230 s): validation and the Hub upload
+    // run in ValidateSubmission; the status URL shows the run once it exists.
+    let status = format!("/api/status/submissions/{project}/{submission}");
     let res = http_response(
         202,
-        &json!({"project": project, "submission": submission, "events": emitted.notifications}),
+        &json!({"project": project, "submission": submission, "blob": format!("datasets/{blob}"), "status": status}),
     );
+    let emitted = crate::services::pipeline::Emitted {
+        notifications: Vec::new(),
+        next: vec![crate::domain::messages::Message::DatasetArrived { blob, etag: None }],
+    };
     let mut resp = super::emit(emitted, &SPEC);
     resp.outputs.insert("res".into(), res);
     Ok(resp)

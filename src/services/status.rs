@@ -87,6 +87,33 @@ pub async fn view(
             None => (404, json!({"error": "not_found", "project": name})),
         },
         ["capacity"] => (200, capacity(store, topology).await?),
+        ["submissions", project, submission] => {
+            // Where SubmitRun's 202 points: the submission's runs once validation made them.
+            let filter = runs::Filter {
+                project: Some((*project).to_owned()),
+                ..runs::Filter::default()
+            };
+            let mut found = Vec::new();
+            let mut token = None;
+            loop {
+                let p = runs::page(store, &filter, 200, token.as_deref()).await?;
+                found.extend(p.runs.into_iter().filter(|r| r.submission == *submission));
+                match p.continuation {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
+            }
+            let list: Vec<Value> = found.iter().map(run_summary).collect();
+            let state = if list.is_empty() {
+                "validating"
+            } else {
+                "started"
+            };
+            (
+                200,
+                json!({"project": project, "submission": submission, "state": state, "runs": list}),
+            )
+        }
         ["audit"] => {
             let day = query
                 .get("day")

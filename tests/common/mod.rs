@@ -348,3 +348,19 @@ pub fn azurite() -> &'static Azurite {
         }
     })
 }
+
+/// The Python that scripts/test prepares (`FTHUB_TEST_PYTHON`), checked to import `modules`
+/// (the SDKs a test drives), with how to get it in the failure.
+pub fn python_with(modules: &str) -> String {
+    let py =
+        std::env::var("FTHUB_TEST_PYTHON").unwrap_or_else(|_| "/tmp/fthub-venv/bin/python".into());
+    let ok = Command::new(&py)
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{py} cannot import {modules}: run scripts/test (it installs the pinned SDKs) or set FTHUB_TEST_PYTHON"
+    );
+    py
+}

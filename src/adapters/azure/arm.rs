@@ -17,8 +17,23 @@ use crate::domain::aoai::{Deployment, DeploymentSpec, is_terminal_provisioning};
 use crate::domain::topology::Account;
 use crate::ports::{AoaiError, Deployments};
 
-/// The ARM API version for deployments.
+/// The ARM API version for deployments (the one Learn's fine-tuned deployment examples use).
 pub const ARM_API_VERSION: &str = "2024-10-01";
+/// The ARM API version Learn documents for Developer-tier deployments ("Test a fine-tuned
+/// model", fine-tune-test.md: `api-version=2025-07-01-preview`, sku `developertier`).
+pub const ARM_DEVELOPER_API_VERSION: &str = "2025-07-01-preview";
+
+/// Longest server-requested wait between two polls that is honoured.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// `Retry-After` in whole seconds (ARM long-running operations), if the answer has one.
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    resp.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
+}
 
 /// ARM client.
 #[derive(Debug, Clone)]
@@ -82,30 +97,59 @@ impl Arm {
         with_version: bool,
         tenant: &str,
     ) -> Result<reqwest::RequestBuilder, AoaiError> {
+        self.authed_at(
+            method,
+            url,
+            with_version.then_some(self.api_version.as_str()),
+            tenant,
+        )
+        .await
+    }
+
+    async fn authed_at(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        version: Option<&str>,
+        tenant: &str,
+    ) -> Result<reqwest::RequestBuilder, AoaiError> {
         let mut req = self.http.client().request(method, url);
-        if with_version {
-            req = req.query(&[("api-version", self.api_version.as_str())]);
+        if let Some(v) = version {
+            req = req.query(&[("api-version", v)]);
         }
         Ok(req.bearer_auth(self.token_of(tenant).await?.expose()))
+    }
+
+    /// The wait before the next poll: what the service asked, else the client's interval.
+    fn next_poll(&self, asked: Option<Duration>) -> Duration {
+        asked.map_or(self.poll_interval, |a| a.max(self.poll_interval))
     }
 
     async fn wait_for(
         &self,
         operation: &str,
         async_url: Option<String>,
+        first_wait: Option<Duration>,
         account: &Account,
         name: &str,
     ) -> Result<Deployment, AoaiError> {
         let deadline = tokio::time::Instant::now() + self.max_wait;
         if let Some(url) = async_url {
+            let mut wait = first_wait;
             loop {
-                let op: Value = self
+                tokio::time::sleep(self.next_poll(wait)).await;
+                let resp = self
                     .http
-                    .json(operation, || async {
+                    .send(operation, || async {
                         self.authed(reqwest::Method::GET, &url, false, &account.tenant)
                             .await
                     })
                     .await?;
+                wait = retry_after(&resp);
+                let op: Value = resp.json().await.map_err(|e| AoaiError::Decode {
+                    operation: operation.into(),
+                    detail: e.to_string(),
+                })?;
                 let status = op
                     .get("status")
                     .and_then(Value::as_str)
@@ -133,7 +177,6 @@ impl Arm {
                         detail: "still running at the wait limit".into(),
                     });
                 }
-                tokio::time::sleep(self.poll_interval).await;
             }
         }
         // Confirm with the deployment itself (also the only signal when no operation URL came back).
@@ -184,11 +227,16 @@ impl Deployments for Arm {
         let url = self.deployment_url(&account.resource_id, Some(name));
         let body = spec.body();
         let operation = format!("deploy {name}");
+        let version = if spec.sku.eq_ignore_ascii_case("developertier") {
+            ARM_DEVELOPER_API_VERSION
+        } else {
+            self.api_version.as_str()
+        };
         let resp = self
             .http
             .send(&operation, || async {
                 let mut req = self
-                    .authed(reqwest::Method::PUT, &url, true, &account.tenant)
+                    .authed_at(reqwest::Method::PUT, &url, Some(version), &account.tenant)
                     .await?
                     .json(&body);
                 if let Some(t) = source_tenant {
@@ -206,7 +254,9 @@ impl Deployments for Arm {
             .get("azure-asyncoperation")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        self.wait_for(&operation, async_url, account, name).await
+        let asked = retry_after(&resp);
+        self.wait_for(&operation, async_url, asked, account, name)
+            .await
     }
 
     async fn get(&self, account: &Account, name: &str) -> Result<Option<Deployment>, AoaiError> {
@@ -254,15 +304,64 @@ impl Deployments for Arm {
         }
     }
 
+    /// DELETE is asynchronous (202 with `Location`): wait until the deployment is gone, so a
+    /// same-name PUT that follows is not refused while the old one is still being deleted.
     async fn delete(&self, account: &Account, name: &str) -> Result<bool, AoaiError> {
         let url = self.deployment_url(&account.resource_id, Some(name));
+        let operation = format!("delete {name}");
         let resp = self
             .http
-            .send("delete deployment", || async {
+            .send(&operation, || async {
                 self.authed(reqwest::Method::DELETE, &url, true, &account.tenant)
                     .await
             })
             .await?;
-        Ok(resp.status().as_u16() != 204)
+        match resp.status().as_u16() {
+            204 => return Ok(false),
+            202 => {}
+            _ => return Ok(true),
+        }
+        let deadline = tokio::time::Instant::now() + self.max_wait;
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut wait = retry_after(&resp);
+        if let Some(loc) = location {
+            loop {
+                tokio::time::sleep(self.next_poll(wait)).await;
+                let r = self
+                    .http
+                    .send(&operation, || async {
+                        self.authed(reqwest::Method::GET, &loc, false, &account.tenant)
+                            .await
+                    })
+                    .await?;
+                if r.status().as_u16() != 202 {
+                    break;
+                }
+                wait = retry_after(&r);
+                if tokio::time::Instant::now() > deadline {
+                    return Err(AoaiError::Failed {
+                        operation,
+                        state: "Deleting".into(),
+                        detail: "still deleting at the wait limit".into(),
+                    });
+                }
+            }
+        }
+        // Confirm: gone means 404 on the deployment itself.
+        while self.get(account, name).await?.is_some() {
+            if tokio::time::Instant::now() > deadline {
+                return Err(AoaiError::Failed {
+                    operation,
+                    state: "Deleting".into(),
+                    detail: "still listed at the wait limit".into(),
+                });
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+        Ok(true)
     }
 }

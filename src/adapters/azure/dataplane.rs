@@ -16,6 +16,10 @@ use crate::ports::{AoaiError, BlobStore, Hub, Inference};
 
 /// The GA dated API version.
 pub const GA_API_VERSION: &str = "2024-10-21";
+/// The dated api-version used for o-series chat (see [`DataPlane`]).
+pub const O_SERIES_API_VERSION: &str = "2025-04-01-preview";
+/// The oldest dated api-version that serves o-series models.
+pub const O_SERIES_MIN_API_VERSION: &str = "2024-12-01-preview";
 
 /// Which URL surface to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +36,10 @@ pub struct DataPlane {
     http: Http,
     endpoint: String,
     surface: Surface,
+    /// The dated api-version for chat with o-series models, which Azure answers with 400 on
+    /// versions before `2024-12-01-preview` ("enabled only for api versions
+    /// 2024-12-01-preview and later"); Learn's reasoning page lists `2025-04-01-preview`.
+    o_series_version: String,
     auth: Auth,
     /// The account's tenant when it is not the process's home tenant: bearer tokens are
     /// asked of it.
@@ -46,6 +54,7 @@ impl DataPlane {
             http,
             endpoint: endpoint.trim_end_matches('/').to_owned(),
             surface,
+            o_series_version: O_SERIES_API_VERSION.to_owned(),
             auth,
             tenant: None,
         }
@@ -57,17 +66,19 @@ impl DataPlane {
         self
     }
 
-    fn url(&self, path: &str) -> String {
-        match &self.surface {
-            Surface::Dated(_) => format!("{}/openai/{path}", self.endpoint),
-            Surface::V1 => format!("{}/openai/v1/{path}", self.endpoint),
-        }
+    fn preview_shapes(&self) -> bool {
+        shapes_method(&self.surface)
     }
 
-    fn preview_shapes(&self) -> bool {
-        match &self.surface {
-            Surface::Dated(v) => v.contains("preview"),
-            Surface::V1 => true,
+    /// Where a job is created: its own surface, except a preference (DPO) job on the GA
+    /// surface, whose job-create body has no `method` (azure-rest-api-specs
+    /// `authoring/stable/2024-10-21`): it goes to `/openai/v1`, which defines
+    /// `method.dpo.hyperparameters` (`OpenAI.v1` spec).
+    fn job_surface(&self, job: &CreateJob) -> Surface {
+        if job.method == TrainingMethod::Dpo && !self.preview_shapes() {
+            Surface::V1
+        } else {
+            self.surface.clone()
         }
     }
 
@@ -77,8 +88,24 @@ impl DataPlane {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<reqwest::RequestBuilder, AoaiError> {
-        let mut req = self.http.client().request(method, self.url(path));
-        if let Surface::Dated(v) = &self.surface {
+        self.request_on(&self.surface, method, path, query).await
+    }
+
+    /// A request on `surface`, whatever this client's own (DPO jobs go to a surface that
+    /// defines `method`; o-series chat to a version that serves it).
+    async fn request_on(
+        &self,
+        surface: &Surface,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<reqwest::RequestBuilder, AoaiError> {
+        let url = match surface {
+            Surface::Dated(_) => format!("{}/openai/{path}", self.endpoint),
+            Surface::V1 => format!("{}/openai/v1/{path}", self.endpoint),
+        };
+        let mut req = self.http.client().request(method, url);
+        if let Surface::Dated(v) = surface {
             req = req.query(&[("api-version", v.as_str())]);
         }
         if !query.is_empty() {
@@ -97,9 +124,10 @@ impl DataPlane {
         q
     }
 
-    /// The create-job body for this surface: top-level `hyperparameters` on the GA dated
-    /// API, `method.{type}.hyperparameters` on v1 and previews.
+    /// The create-job body for the surface the job goes to: top-level `hyperparameters` on
+    /// the GA dated API, `method.{type}.hyperparameters` on v1 and previews.
     pub fn job_body(&self, job: &CreateJob) -> Value {
+        let surface = self.job_surface(job);
         let mut body = json!({"model": job.model, "training_file": job.training_file});
         if let Some(v) = &job.validation_file {
             body["validation_file"] = json!(v);
@@ -110,20 +138,31 @@ impl DataPlane {
         if let Some(s) = job.seed {
             body["seed"] = json!(s);
         }
-        let hp = serde_json::to_value(&job.hyperparameters).unwrap_or(Value::Null);
+        let mut hp = serde_json::to_value(&job.hyperparameters).unwrap_or(Value::Null);
+        if job.method != TrainingMethod::Dpo
+            && let Some(o) = hp.as_object_mut()
+        {
+            o.remove("beta");
+        }
         let kind = match job.method {
             TrainingMethod::Supervised => "supervised",
             TrainingMethod::Dpo => "dpo",
         };
-        if self.preview_shapes() {
+        if shapes_method(&surface) {
             body["method"] = json!({"type": kind, kind: {"hyperparameters": hp}});
         } else {
             body["hyperparameters"] = hp;
-            if job.method == TrainingMethod::Dpo {
-                body["method"] = json!({"type": "dpo"});
-            }
         }
         body
+    }
+}
+
+/// Whether a surface's job-create body has `method` (v1, dated previews) rather than only
+/// top-level `hyperparameters` (the GA dated version).
+fn shapes_method(surface: &Surface) -> bool {
+    match surface {
+        Surface::Dated(v) => v.contains("preview"),
+        Surface::V1 => true,
     }
 }
 
@@ -221,10 +260,11 @@ impl Hub for DataPlane {
             })?;
         }
         let body = self.job_body(job);
+        let surface = self.job_surface(job);
         self.http
             .json("create fine-tuning job", || async {
                 Ok(self
-                    .request(reqwest::Method::POST, "fine_tuning/jobs", &[])
+                    .request_on(&surface, reqwest::Method::POST, "fine_tuning/jobs", &[])
                     .await?
                     .json(&body))
             })
@@ -314,7 +354,16 @@ impl Inference for DataPlane {
             };
             body[key] = json!(m);
         }
-        let path = match self.surface {
+        // o-series models answer 400 on dated versions before 2024-12-01-preview.
+        let surface = match &self.surface {
+            Surface::Dated(v)
+                if uses_max_completion_tokens(model) && v.as_str() < O_SERIES_MIN_API_VERSION =>
+            {
+                Surface::Dated(self.o_series_version.clone())
+            }
+            s => s.clone(),
+        };
+        let path = match surface {
             Surface::Dated(_) => format!("deployments/{deployment}/chat/completions"),
             Surface::V1 => {
                 body["model"] = json!(deployment);
@@ -330,7 +379,7 @@ impl Inference for DataPlane {
                     *s = Instant::now();
                 }
                 Ok(self
-                    .request(reqwest::Method::POST, &path, &[])
+                    .request_on(&surface, reqwest::Method::POST, &path, &[])
                     .await?
                     .json(&body))
             })

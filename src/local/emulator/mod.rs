@@ -404,12 +404,22 @@ async fn import(State(emu): State<Emulator>, Path(account): Path<String>, body: 
     }
 }
 
-async fn list_files(State(emu): State<Emulator>, Path(account): Path<String>) -> Response {
-    let v = emu.with(|w| {
-        let ids: Vec<String> = w.accounts.get(&account).map(|a| a.files.keys().cloned().collect()).unwrap_or_default();
-        json!({"object": "list", "data": ids.iter().filter_map(|id| w.file_json(&account, id)).collect::<Vec<_>>()})
-    });
-    Json(v).into_response()
+async fn list_files(State(emu): State<Emulator>, Path(account): Path<String>, q: Q) -> Response {
+    let purpose = q.get("purpose").map(String::as_str);
+    let ascending = q.get("order").is_some_and(|o| o == "asc");
+    let limit = limit_of(&q, 10_000);
+    match emu.with(|w| {
+        w.files_page(
+            &account,
+            purpose,
+            q.get("after").map(String::as_str),
+            limit,
+            ascending,
+        )
+    }) {
+        Some(v) => Json(v).into_response(),
+        None => error(404, "notFound", "account not found"),
+    }
 }
 
 async fn get_file(
@@ -449,14 +459,26 @@ async fn file_content(
 async fn create_job(
     State(emu): State<Emulator>,
     Path(account): Path<String>,
+    uri: OriginalUri,
+    q: Q,
     body: Bytes,
 ) -> Response {
     let Ok(body) = serde_json::from_slice::<Value>(&body) else {
         return error(400, "invalidPayload", "the body is not JSON");
     };
-    match emu.with(|w| w.create_job(&account, &body)) {
+    let surface = surface_of(&uri, &q);
+    match emu.with(|w| w.create_job(&account, &body, &surface)) {
         Ok(v) => (StatusCode::CREATED, Json(v)).into_response(),
         Err(r) => refusal(r),
+    }
+}
+
+/// `v1` for the /openai/v1 surface, else the dated api-version.
+fn surface_of(uri: &OriginalUri, q: &Q) -> String {
+    if uri.path().contains("/openai/v1/") {
+        "v1".to_owned()
+    } else {
+        q.get("api-version").cloned().unwrap_or_default()
     }
 }
 
@@ -555,10 +577,13 @@ fn chat_response(r: Result<Value, (Refusal, Option<u64>)>) -> Response {
 async fn chat_dated(
     State(emu): State<Emulator>,
     Path((account, dep)): Path<(String, String)>,
+    uri: OriginalUri,
+    q: Q,
     body: Bytes,
 ) -> Response {
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    chat_response(emu.with(|w| w.chat(&account, &dep, &body)))
+    let surface = surface_of(&uri, &q);
+    chat_response(emu.with(|w| w.chat(&account, &dep, &body, &surface)))
 }
 
 async fn chat_v1(
@@ -574,7 +599,7 @@ async fn chat_v1(
             "model (the deployment name) is required",
         );
     };
-    chat_response(emu.with(|w| w.chat(&account, &dep, &body)))
+    chat_response(emu.with(|w| w.chat(&account, &dep, &body, "v1")))
 }
 
 #[derive(Deserialize)]
@@ -631,6 +656,22 @@ async fn put_deployment(
         .unwrap_or_default();
     let base = emu.base.lock().map(|b| b.clone()).unwrap_or_default();
     let name = p.name.clone().unwrap_or_default();
+    // Learn documents Developer-tier deployments with api-version 2025-07-01-preview; older
+    // versions do not know the SKU.
+    let developer = body
+        .pointer("/sku/name")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case(crate::domain::aoai::sku::DEVELOPER));
+    let version = q.get("api-version").map_or("", String::as_str);
+    if developer && version < "2025-07-01-preview" {
+        return error(
+            400,
+            "InvalidResourceProperties",
+            &format!(
+                "The SKU 'developertier' is not supported by api-version {version}; use 2025-07-01-preview or later."
+            ),
+        );
+    }
     let result = emu.with(|w| {
         check_arm(w, &p)?;
         w.put_deployment(&p.account, &name, &body, &aux)
@@ -646,7 +687,13 @@ async fn put_deployment(
                 "{base}/arm/operations/{op}?api-version={}",
                 q.get("api-version").map_or("", String::as_str)
             );
-            (status, [("azure-asyncoperation", op_url)], Json(v)).into_response()
+            let wait = emu.with(|w| w.operation_wait(&op)).to_string();
+            (
+                status,
+                [("azure-asyncoperation", op_url), ("retry-after", wait)],
+                Json(v),
+            )
+                .into_response()
         }
         Err(r) => refusal(r),
     }
@@ -704,25 +751,54 @@ async fn list_deployments(
     })
 }
 
-async fn delete_deployment(State(emu): State<Emulator>, Path(p): Path<ArmPath>) -> Response {
+/// DELETE is a long-running operation: 202 with `Location` and `Retry-After` while the
+/// deployment is being deleted (as the ARM spec's `Deployments_Delete`), 204 when it does not
+/// exist.
+async fn delete_deployment(State(emu): State<Emulator>, Path(p): Path<ArmPath>, q: Q) -> Response {
     let name = p.name.clone().unwrap_or_default();
+    let base = emu.base.lock().map(|b| b.clone()).unwrap_or_default();
     emu.with(|w| {
         if let Err(r) = check_arm(w, &p) {
             return refusal(r);
         }
-        match w
-            .accounts
-            .get_mut(&p.account)
-            .and_then(|a| a.deployments.remove(&name))
-        {
-            Some(_) => StatusCode::OK.into_response(),
+        match w.delete_deployment(&p.account, &name) {
+            Some(op) => {
+                let location = format!(
+                    "{base}/arm/operations/{op}?api-version={}",
+                    q.get("api-version").map_or("", String::as_str)
+                );
+                let wait = w.operation_wait(&op).to_string();
+                (
+                    StatusCode::ACCEPTED,
+                    [("location", location), ("retry-after", wait)],
+                )
+                    .into_response()
+            }
             None => StatusCode::NO_CONTENT.into_response(),
         }
     })
 }
 
+/// An operation's status; a deletion's location answers 202 until it is done.
 async fn operation(State(emu): State<Emulator>, Path(id): Path<String>) -> Response {
-    found(emu.with(|w| w.operation_json(&id)), "operation")
+    emu.with(|w| match w.operation_json(&id) {
+        None => error(404, "NotFound", "operation not found"),
+        Some(v) => {
+            let wait = w.operation_wait(&id).to_string();
+            let running = v["status"] == "InProgress";
+            let code = if running && id.starts_with("del-") {
+                StatusCode::ACCEPTED
+            } else {
+                StatusCode::OK
+            };
+            let mut r = (code, Json(v)).into_response();
+            if running {
+                r.headers_mut()
+                    .insert("retry-after", wait.parse().expect("number header"));
+            }
+            r
+        }
+    })
 }
 
 async fn state(State(emu): State<Emulator>) -> Response {

@@ -67,6 +67,29 @@ pub fn jsonl_problem(bytes: &[u8]) -> Option<String> {
     (n == 0).then(|| "the file has no examples".to_owned())
 }
 
+/// Why a file is not preference (DPO) data: Azure requires `input`, `preferred_output`
+/// and `non_preferred_output` on every line.
+pub fn dpo_problem(bytes: &[u8]) -> Option<String> {
+    let body = String::from_utf8_lossy(bytes);
+    for (i, line) in body.trim_start_matches('\u{feff}').lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Ok(Value::Object(o)) = serde_json::from_str::<Value>(line) else {
+            return Some(format!("line {}: invalid JSON", i + 1));
+        };
+        for key in ["input", "preferred_output", "non_preferred_output"] {
+            if !o.contains_key(key) {
+                return Some(format!(
+                    "line {}: a preference example needs `{key}`",
+                    i + 1
+                ));
+            }
+        }
+    }
+    None
+}
+
 /// Reads examples for training statistics and the nearest-answer model.
 pub fn parse(bytes: &[u8], enc: Encoding) -> TrainingData {
     let mut data = TrainingData::default();

@@ -11,6 +11,9 @@ use super::training::{self, Learned};
 use crate::domain::aoai::sku;
 use crate::domain::validation::tokens::Encoding;
 
+/// The first dated api-version that serves reasoning (o-series) models.
+const O_SERIES_MIN_API_VERSION: &str = "2024-12-01-preview";
+
 /// Azure's per-file and per-resource limits for fine-tuning files.
 pub const MAX_FILE_BYTES: usize = 512 * 1024 * 1024;
 /// Files per resource.
@@ -173,6 +176,10 @@ pub struct Job {
     pub checkpoints: Vec<Value>,
     /// Failure.
     pub error: Option<Value>,
+    /// `method.type`: `supervised` or `dpo`.
+    pub method: String,
+    /// Why the training file does not fit the method (the job fails when it starts).
+    pub format_problem: Option<String>,
 }
 
 /// A deployment.
@@ -202,6 +209,8 @@ pub struct Deployment {
     pub last_used: Option<DateTime<Utc>>,
     /// Request times and token estimates in the current minute window.
     pub window: VecDeque<(DateTime<Utc>, u64)>,
+    /// Set while a DELETE is under way: the deployment is gone from then on.
+    pub deleting_until: Option<DateTime<Utc>>,
 }
 
 impl Deployment {
@@ -211,7 +220,9 @@ impl Deployment {
     }
     /// `Creating` until ready, then `Succeeded`.
     pub fn state(&self, now: DateTime<Utc>) -> &'static str {
-        if now >= self.ready_at {
+        if self.deleting_until.is_some() {
+            "Deleting"
+        } else if now >= self.ready_at {
             "Succeeded"
         } else {
             "Creating"
@@ -420,7 +431,18 @@ impl World {
                         .max()
                         .unwrap_or(account.jobs[i].created);
                     let start = (account.jobs[i].created + Self::ms(t.job_queue_ms)).max(free_at);
-                    if now >= start {
+                    if now >= start
+                        && let Some(problem) = account.jobs[i].format_problem.clone()
+                    {
+                        let job = &mut account.jobs[i];
+                        job.status = "failed".into();
+                        job.finished = Some(start);
+                        job.error = Some(
+                            json!({"code": "invalidTrainingFile", "message": problem, "param": "training_file"}),
+                        );
+                        job.events.push(event(start.timestamp(), "error", &problem));
+                        changed = true;
+                    } else if now >= start {
                         let job = &mut account.jobs[i];
                         job.status = "running".into();
                         job.started = Some(start);
@@ -433,6 +455,9 @@ impl World {
                     break;
                 }
             }
+            account
+                .deployments
+                .retain(|_, d| d.deleting_until.is_none_or(|t| t > now));
             let name = account.config.name.clone();
             let expired: Vec<(String, String)> = account
                 .deployments
@@ -547,14 +572,72 @@ impl World {
         )
     }
 
+    /// Files newest first (or oldest, `ascending`), of one purpose if given, paged by
+    /// `after` (a file id) and `limit` (up to 10,000, the v1 surface's bound).
+    pub fn files_page(
+        &self,
+        account: &str,
+        purpose: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+        ascending: bool,
+    ) -> Option<Value> {
+        let a = self.accounts.get(account)?;
+        let mut files: Vec<&File> = a
+            .files
+            .values()
+            .filter(|f| purpose.is_none_or(|p| f.purpose == p))
+            .collect();
+        files.sort_by(|x, y| (x.created, &x.id).cmp(&(y.created, &y.id)));
+        if !ascending {
+            files.reverse();
+        }
+        let items = files
+            .iter()
+            .filter_map(|f| self.file_json(account, &f.id))
+            .collect();
+        let mut v = page(items, after, limit, 10_000);
+        let ids = |i: usize| v["data"].get(i).and_then(|f| f.get("id")).cloned();
+        let (first, last) = (
+            ids(0),
+            v["data"]
+                .as_array()
+                .and_then(|d| d.len().checked_sub(1))
+                .and_then(ids),
+        );
+        v["first_id"] = first.unwrap_or(Value::Null);
+        v["last_id"] = last.unwrap_or(Value::Null);
+        Some(v)
+    }
+
     /// A file's content.
     pub fn file_content(&self, account: &str, id: &str) -> Option<Vec<u8>> {
         Some(self.accounts.get(account)?.files.get(id)?.bytes.clone())
     }
 
     /// Creates a job.
-    pub fn create_job(&mut self, account: &str, body: &Value) -> Result<Value, Refusal> {
+    pub fn create_job(
+        &mut self,
+        account: &str,
+        body: &Value,
+        surface: &str,
+    ) -> Result<Value, Refusal> {
         let now = self.now();
+        // The GA surface's job-create body has no `method` (azure-rest-api-specs
+        // authoring/stable/2024-10-21): preference training needs a preview or /openai/v1.
+        let method_surface = surface == "v1" || surface.contains("preview");
+        if body.get("method").is_some() && !method_surface {
+            return Err(refuse(
+                400,
+                "invalidPayload",
+                format!("Unrecognized request argument supplied: method (api-version {surface})"),
+            ));
+        }
+        let method = body
+            .pointer("/method/type")
+            .and_then(Value::as_str)
+            .unwrap_or("supervised")
+            .to_owned();
         let done_processing = Self::ms(self.timings.file_processing_ms);
         let a = self.account_mut(account)?;
         let s = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
@@ -609,6 +692,12 @@ impl World {
             .or_else(|| body.pointer("/method/dpo/hyperparameters"))
             .cloned()
             .unwrap_or(json!({}));
+        // A preference job on a file that is not preference data fails while its files are
+        // validated, naming the line (Azure documents `input`, `preferred_output` and
+        // `non_preferred_output` as required on every line).
+        let format_problem = (method == "dpo")
+            .then(|| training::dpo_problem(&a.files[&training_file].bytes))
+            .flatten();
         let n = training::parse(
             &a.files[&training_file].bytes,
             training::encoding_of(&model),
@@ -652,6 +741,8 @@ impl World {
             )],
             checkpoints: Vec::new(),
             error: None,
+            method,
+            format_problem,
         };
         let id = job.id.clone();
         a.jobs.push(job);
@@ -673,7 +764,7 @@ impl World {
     pub fn list_jobs(&self, account: &str, after: Option<&str>, limit: usize) -> Option<Value> {
         let a = self.accounts.get(account)?;
         let all: Vec<Value> = a.jobs.iter().rev().map(job_value).collect();
-        Some(page(all, after, limit))
+        Some(page(all, after, limit, 100))
     }
 
     /// Cancels a job that has not finished.
@@ -719,7 +810,7 @@ impl World {
         } else {
             j.events.iter().rev().cloned().collect()
         };
-        Some(page(items, after, limit))
+        Some(page(items, after, limit, 100))
     }
 
     /// Creates or updates a deployment, enforcing the cross-subscription and cross-tenant
@@ -862,6 +953,18 @@ impl World {
                 "an account holds at most 5 fine-tuned deployments",
             ));
         }
+        if a.deployments
+            .get(name)
+            .is_some_and(|d| d.deleting_until.is_some())
+        {
+            return Err(refuse(
+                409,
+                "RequestConflict",
+                format!(
+                    "Another operation is being performed on the parent resource 'deployments/{name}': it is being deleted. Please wait for it to complete."
+                ),
+            ));
+        }
         let created = !a.deployments.contains_key(name);
         let previous_use = a.deployments.get(name).and_then(|d| d.last_used);
         a.deployments.insert(
@@ -879,6 +982,7 @@ impl World {
                 ready_at: ready,
                 last_used: previous_use,
                 window: VecDeque::new(),
+                deleting_until: None,
             },
         );
         let op = hex_id();
@@ -918,16 +1022,55 @@ impl World {
     /// An ARM operation's status.
     pub fn operation_json(&self, id: &str) -> Option<Value> {
         let (account, name) = self.operations.get(id)?;
-        let status = match self
+        let d = self
             .accounts
             .get(account)
-            .and_then(|a| a.deployments.get(name))
-        {
-            Some(d) if d.state(self.now()) == "Succeeded" => "Succeeded",
-            Some(_) => "InProgress",
-            None => "Canceled",
+            .and_then(|a| a.deployments.get(name));
+        let status = if id.starts_with("del-") {
+            match d {
+                Some(d) if d.deleting_until.is_some() => "InProgress",
+                _ => "Succeeded",
+            }
+        } else {
+            match d {
+                Some(d) if d.state(self.now()) == "Succeeded" => "Succeeded",
+                Some(d) if d.deleting_until.is_some() => "Canceled",
+                Some(_) => "InProgress",
+                None => "Canceled",
+            }
         };
         Some(json!({"id": id, "name": id, "status": status}))
+    }
+
+    /// Whole seconds until an operation is expected to finish, for `Retry-After`.
+    pub fn operation_wait(&self, id: &str) -> u64 {
+        let Some((account, name)) = self.operations.get(id) else {
+            return 0;
+        };
+        let now = self.now();
+        self.accounts
+            .get(account)
+            .and_then(|a| a.deployments.get(name))
+            .and_then(|d| {
+                d.deleting_until
+                    .or((d.ready_at > now).then_some(d.ready_at))
+            })
+            .map_or(0, |t| u64::try_from((t - now).num_seconds()).unwrap_or(0))
+    }
+
+    /// Starts deleting a deployment: it answers nothing and reads `Deleting` until the
+    /// deletion completes (a same-name PUT meanwhile is a conflict). `None` when it does not
+    /// exist; else the operation's id.
+    pub fn delete_deployment(&mut self, account: &str, name: &str) -> Option<String> {
+        let until = self.now() + Self::ms(self.timings.deployment_ms);
+        let d = self.accounts.get_mut(account)?.deployments.get_mut(name)?;
+        let id = format!("del-{account}-{name}");
+        if d.deleting_until.is_none() {
+            d.deleting_until = Some(until);
+        }
+        self.operations
+            .insert(id.clone(), (account.to_owned(), name.to_owned()));
+        Some(id)
     }
 
     /// Answers a chat completion on a deployment, enforcing rate limits. `Ok` carries the
@@ -937,6 +1080,7 @@ impl World {
         account: &str,
         deployment: &str,
         body: &Value,
+        surface: &str,
     ) -> Result<Value, (Refusal, Option<u64>)> {
         let now = self.now();
         let a = self.account_mut(account).map_err(|r| (r, None))?;
@@ -956,6 +1100,21 @@ impl World {
                 )
             })?;
         let o_series = crate::domain::aoai::uses_max_completion_tokens(&d.model);
+        // Reasoning models answer only on api-version 2024-12-01-preview and later (Learn:
+        // "reasoning models" API support); /openai/v1 always serves them.
+        if o_series && surface != "v1" && surface < O_SERIES_MIN_API_VERSION {
+            return Err((
+                refuse(
+                    400,
+                    "BadRequest",
+                    format!(
+                        "Model {} is enabled only for api versions {O_SERIES_MIN_API_VERSION} and later",
+                        d.model
+                    ),
+                ),
+                None,
+            ));
+        }
         if o_series && body.get("max_tokens").is_some() {
             return Err((
                 refuse(
@@ -1083,7 +1242,8 @@ fn event(ts: i64, level: &str, message: &str) -> Value {
     json!({"object": "fine_tuning.job.event", "id": format!("ftevent-{}", hex_id()), "created_at": ts, "level": level, "message": message, "type": "message"})
 }
 
-fn page(items: Vec<Value>, after: Option<&str>, limit: usize) -> Value {
+/// A cursor page: the items after `after`, at most `limit` (1..=`max`), with `has_more`.
+fn page(items: Vec<Value>, after: Option<&str>, limit: usize, max: usize) -> Value {
     let start = after
         .and_then(|a| {
             items
@@ -1092,7 +1252,7 @@ fn page(items: Vec<Value>, after: Option<&str>, limit: usize) -> Value {
                 .map(|p| p + 1)
         })
         .unwrap_or(0);
-    let limit = limit.clamp(1, 100);
+    let limit = limit.clamp(1, max);
     let data: Vec<Value> = items.iter().skip(start).take(limit).cloned().collect();
     let has_more = start + data.len() < items.len();
     json!({"object": "list", "data": data, "has_more": has_more})
@@ -1106,6 +1266,7 @@ fn job_value(j: &Job) -> Value {
         "hyperparameters": {"n_epochs": j.n_epochs, "batch_size": j.batch_size, "learning_rate_multiplier": j.hyperparameters.get("learning_rate_multiplier").cloned().unwrap_or(json!(1.0))},
         "suffix": j.suffix, "seed": j.seed, "created_at": j.created.timestamp(),
         "finished_at": j.finished.map(|t| t.timestamp()), "error": j.error,
+        "method": {"type": j.method},
     })
 }
 
@@ -1204,6 +1365,7 @@ mod tests {
             .create_job(
                 "hub",
                 &json!({"model": "gpt-4.1-mini-2025-04-14", "training_file": f["id"]}),
+                "2024-10-21",
             )
             .expect("job");
         w.advance(Duration::seconds(1));
@@ -1326,8 +1488,12 @@ mod tests {
             .add_file("hub", "t.jsonl", "fine-tune", TRAIN.as_bytes().to_vec())
             .expect("file");
         for _ in 0..21 {
-            w.create_job("hub", &json!({"model": "gpt-4o", "training_file": f["id"]}))
-                .expect("job");
+            w.create_job(
+                "hub",
+                &json!({"model": "gpt-4o", "training_file": f["id"]}),
+                "2024-10-21",
+            )
+            .expect("job");
             w.tick();
         }
         let running = w.accounts["hub"]
@@ -1337,9 +1503,13 @@ mod tests {
             .count();
         assert_eq!(running, 1);
         assert_eq!(
-            w.create_job("hub", &json!({"model": "gpt-4o", "training_file": f["id"]}))
-                .expect_err("queue full")
-                .status,
+            w.create_job(
+                "hub",
+                &json!({"model": "gpt-4o", "training_file": f["id"]}),
+                "2024-10-21"
+            )
+            .expect_err("queue full")
+            .status,
             429
         );
     }
