@@ -397,6 +397,8 @@ pub enum AoaiError {
     Transport {
         /// What was being done.
         operation: String,
+        /// Whether the request may have reached the service (not a refused connection).
+        sent: bool,
         /// Cause.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
@@ -451,6 +453,16 @@ impl AoaiError {
         match self {
             AoaiError::Http { status, .. } => matches!(status, 408 | 409 | 429) || *status >= 500,
             AoaiError::Transport { .. } => true,
+            _ => false,
+        }
+    }
+    /// Whether the failed request may still have taken effect: no answer after it was sent,
+    /// or a server error. A create that fails so must be looked for before it is resent.
+    pub fn may_have_taken_effect(&self) -> bool {
+        match self {
+            AoaiError::Http { status, .. } => *status == 408 || *status >= 500,
+            AoaiError::Transport { sent, .. } => *sent,
+            AoaiError::Exhausted { last, .. } => last.may_have_taken_effect(),
             _ => false,
         }
     }
@@ -510,6 +522,9 @@ pub trait Hub: Send + Sync + fmt::Debug {
     -> Result<FileObject, AoaiError>;
     /// Reads a file's status.
     async fn get_file(&self, id: &str) -> Result<FileObject, AoaiError>;
+    /// The newest fine-tuning file of this name that has not failed (names the pipeline
+    /// gives are unique to a run), to recover an upload whose answer was lost.
+    async fn find_file(&self, filename: &str) -> Result<Option<FileObject>, AoaiError>;
     /// Downloads a file's content (e.g. `results.csv`).
     async fn file_content(&self, id: &str) -> Result<Vec<u8>, AoaiError>;
     /// Deletes a file (the Hub holds at most 50); `Err` with status 404 when it is gone.

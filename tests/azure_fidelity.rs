@@ -2,9 +2,10 @@
 //! Azure refuses (raw HTTP), and our clients do what Azure needs (through the adapters).
 
 use fthub::adapters::azure::dataplane::{GA_API_VERSION, Surface};
+use fthub::adapters::local::blob::FsBlobStore;
 use fthub::domain::aoai::{CreateJob, DeploymentSpec, JobPhase, TrainingMethod, sku};
 use fthub::local::emulator::world::Timings;
-use fthub::ports::{Deployments, Hub, Inference};
+use fthub::ports::{BlobStore, Condition, Deployments, Hub, Inference};
 use serde_json::{Value, json};
 
 mod emulator_env;
@@ -288,4 +289,59 @@ async fn reasoning_models_are_refused_on_old_api_versions_and_our_client_moves_u
             .is_some_and(|p| p.contains("api-version=2025-04-01-preview")),
         "{chat}"
     );
+}
+
+/// Uploads and trains once with every create's answer lost (`hang_ms` decides whether the
+/// client sees a 504 or its own timeout), then counts what the Hub holds.
+async fn create_through_lost_answers(hang_ms: u64) -> (usize, usize) {
+    let env = Env::start(Timings { hang_ms, ..fast() }, policy(20_000)).await;
+    env.control("faults", json!({"account": "hub", "rate_lost_create": 1.0}))
+        .await;
+    let hub = env.plane("hub", Surface::Dated(GA_API_VERSION.into()));
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = FsBlobStore::new(dir.path());
+    store
+        .put("datasets", "t.jsonl", TRAIN.as_bytes(), Condition::None)
+        .await
+        .expect("put");
+    let file = hub
+        .upload_file("run-7f3a-train.jsonl", &store, "datasets", "t.jsonl")
+        .await
+        .expect("the lost upload is found by its name");
+    until(async || hub.get_file(&file.id).await.ok().filter(|f| f.is_ready())).await;
+    let job = hub
+        .create_job(&CreateJob {
+            model: "gpt-4.1-mini-2025-04-14".into(),
+            training_file: file.id.clone(),
+            suffix: Some("run-7f3a".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("the lost create is found by its file and suffix");
+    assert_eq!(job.training_file.as_deref(), Some(file.id.as_str()));
+    let state = env.state().await;
+    let hub_state = state["accounts"]
+        .as_array()
+        .expect("accounts")
+        .iter()
+        .find(|a| a["name"] == "hub")
+        .expect("hub")
+        .clone();
+    let of = |k: &str| hub_state[k].as_array().cloned().unwrap_or_default();
+    let uploads = of("files")
+        .iter()
+        .filter(|f| f["purpose"] == "fine-tune")
+        .count();
+    (uploads, of("jobs").len())
+}
+
+#[tokio::test]
+async fn a_create_answered_504_after_it_took_effect_is_found_not_sent_twice() {
+    assert_eq!(create_through_lost_answers(20).await, (1, 1));
+}
+
+#[tokio::test]
+async fn a_create_that_timed_out_after_it_took_effect_is_found_not_sent_twice() {
+    // The emulator holds the answer longer than the client's 1.5 s attempt timeout.
+    assert_eq!(create_through_lost_answers(2_500).await, (1, 1));
 }

@@ -18,6 +18,8 @@ use crate::ports::{AoaiError, BlobStore, Hub, Inference};
 pub const GA_API_VERSION: &str = "2024-10-21";
 /// The dated api-version used for o-series chat (see [`DataPlane`]).
 pub const O_SERIES_API_VERSION: &str = "2025-04-01-preview";
+/// How many times a create whose answer was lost (and which is not found) is resent.
+const MAX_RESENDS: u32 = 3;
 /// The oldest dated api-version that serves o-series models.
 pub const O_SERIES_MIN_API_VERSION: &str = "2024-12-01-preview";
 
@@ -64,6 +66,17 @@ impl DataPlane {
     pub fn in_tenant(mut self, tenant: Option<String>) -> Self {
         self.tenant = tenant;
         self
+    }
+
+    /// The job `job` created, if a create whose answer was lost took effect: a training
+    /// file id is unique to its upload, so the newest job on it with the same suffix is the
+    /// one.
+    async fn find_job(&self, job: &CreateJob) -> Result<Option<Job>, AoaiError> {
+        let recent = self.list_jobs(None, 100).await?;
+        Ok(recent.data.into_iter().find(|j| {
+            j.training_file.as_deref() == Some(job.training_file.as_str())
+                && j.suffix.as_deref() == job.suffix.as_deref()
+        }))
     }
 
     fn preview_shapes(&self) -> bool {
@@ -175,30 +188,60 @@ impl Hub for DataPlane {
         container: &str,
         name: &str,
     ) -> Result<FileObject, AoaiError> {
-        // Each attempt re-opens the blob and streams it: the file is never held in memory.
-        self.http
-            .json("upload file", || async {
-                let (props, reader) = store.open(container, name).await?;
-                let stream = tokio_util::io::ReaderStream::new(reader);
-                let part = reqwest::multipart::Part::stream_with_length(
-                    reqwest::Body::wrap_stream(stream),
-                    props.content_length,
-                )
-                .file_name(filename.to_owned())
-                .mime_str("application/json")
-                .map_err(|e| AoaiError::Decode {
-                    operation: "upload file".into(),
-                    detail: e.to_string(),
-                })?;
-                let form = reqwest::multipart::Form::new()
-                    .text("purpose", "fine-tune")
-                    .part("file", part);
-                Ok(self
-                    .request(reqwest::Method::POST, "files", &[])
-                    .await?
-                    .multipart(form))
+        let mut resends = 0;
+        loop {
+            // Each attempt re-opens the blob and streams it: the file is never held in memory.
+            let sent = self
+                .http
+                .json_once("upload file", || async {
+                    let (props, reader) = store.open(container, name).await?;
+                    let stream = tokio_util::io::ReaderStream::new(reader);
+                    let part = reqwest::multipart::Part::stream_with_length(
+                        reqwest::Body::wrap_stream(stream),
+                        props.content_length,
+                    )
+                    .file_name(filename.to_owned())
+                    .mime_str("application/json")
+                    .map_err(|e| AoaiError::Decode {
+                        operation: "upload file".into(),
+                        detail: e.to_string(),
+                    })?;
+                    let form = reqwest::multipart::Form::new()
+                        .text("purpose", "fine-tune")
+                        .part("file", part);
+                    Ok(self
+                        .request(reqwest::Method::POST, "files", &[])
+                        .await?
+                        .multipart(form))
+                })
+                .await;
+            match sent {
+                Err(e) if e.may_have_taken_effect() && resends < MAX_RESENDS => {
+                    if let Some(f) = self.find_file(filename).await? {
+                        tracing::info!(file = %f.id, "The upload took effect though its answer was lost.");
+                        return Ok(f);
+                    }
+                    resends += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn find_file(&self, filename: &str) -> Result<Option<FileObject>, AoaiError> {
+        let q = [("purpose", "fine-tune".to_owned())];
+        let page: Page<FileObject> = self
+            .http
+            .json("list files", || async {
+                self.request(reqwest::Method::GET, "files", &q).await
             })
-            .await
+            .await?;
+        // Newest first: a name uploaded twice (by an older version) resolves to the latest.
+        Ok(page
+            .data
+            .into_iter()
+            .filter(|f| f.filename == filename && !f.is_failed())
+            .max_by_key(|f| f.created_at))
     }
 
     async fn import_file(
@@ -237,6 +280,7 @@ impl Hub for DataPlane {
             .await?;
         let bytes = resp.bytes().await.map_err(|e| AoaiError::Transport {
             operation: "download file".into(),
+            sent: true,
             source: Box::new(e),
         })?;
         Ok(bytes.to_vec())
@@ -261,14 +305,28 @@ impl Hub for DataPlane {
         }
         let body = self.job_body(job);
         let surface = self.job_surface(job);
-        self.http
-            .json("create fine-tuning job", || async {
-                Ok(self
-                    .request_on(&surface, reqwest::Method::POST, "fine_tuning/jobs", &[])
-                    .await?
-                    .json(&body))
-            })
-            .await
+        let mut resends = 0;
+        loop {
+            let sent = self
+                .http
+                .json_once("create fine-tuning job", || async {
+                    Ok(self
+                        .request_on(&surface, reqwest::Method::POST, "fine_tuning/jobs", &[])
+                        .await?
+                        .json(&body))
+                })
+                .await;
+            match sent {
+                Err(e) if e.may_have_taken_effect() && resends < MAX_RESENDS => {
+                    if let Some(j) = self.find_job(job).await? {
+                        tracing::info!(job = %j.id, "The job create took effect though its answer was lost.");
+                        return Ok(j);
+                    }
+                    resends += 1;
+                }
+                other => return other,
+            }
+        }
     }
 
     async fn get_job(&self, id: &str) -> Result<Job, AoaiError> {

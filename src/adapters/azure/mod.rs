@@ -258,6 +258,38 @@ impl Http {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<reqwest::RequestBuilder, AoaiError>>,
     {
+        self.send_when(operation, make, AoaiError::is_transient)
+            .await
+    }
+
+    /// Sends a request that must not take effect twice (a create): failures that prove it
+    /// did nothing (throttling, a refused connection) are retried as usual; one that may have
+    /// taken effect comes back at once, for the caller to look before resending.
+    pub async fn send_once<F, Fut>(
+        &self,
+        operation: &str,
+        make: F,
+    ) -> Result<reqwest::Response, AoaiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<reqwest::RequestBuilder, AoaiError>>,
+    {
+        self.send_when(operation, make, |e: &AoaiError| {
+            e.is_transient() && !e.may_have_taken_effect()
+        })
+        .await
+    }
+
+    async fn send_when<F, Fut>(
+        &self,
+        operation: &str,
+        make: F,
+        retry: fn(&AoaiError) -> bool,
+    ) -> Result<reqwest::Response, AoaiError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<reqwest::RequestBuilder, AoaiError>>,
+    {
         let started = Instant::now();
         let deadline = started + self.retry.budget;
         let attempts = AtomicUsize::new(0);
@@ -269,6 +301,7 @@ impl Http {
                 .await
                 .map_err(|e| AoaiError::Transport {
                     operation: operation.to_owned(),
+                    sent: !e.is_connect(),
                     source: Box::new(e),
                 })?;
             if resp.status().is_success() {
@@ -286,7 +319,7 @@ impl Http {
         let result = attempt
             .retry(backoff)
             .sleep(tokio::time::sleep)
-            .when(AoaiError::is_transient)
+            .when(retry)
             .adjust(|e: &AoaiError, backoff_delay| {
                 let planned = backoff_delay?;
                 let wait = e.retry_after().filter(|h| *h <= max_hint).unwrap_or(planned);
@@ -313,8 +346,27 @@ impl Http {
         Fut: Future<Output = Result<reqwest::RequestBuilder, AoaiError>>,
     {
         let resp = self.send(operation, make).await?;
+        Self::decode(operation, resp).await
+    }
+
+    /// [`Http::send_once`], decoding a JSON answer.
+    pub async fn json_once<T, F, Fut>(&self, operation: &str, make: F) -> Result<T, AoaiError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<reqwest::RequestBuilder, AoaiError>>,
+    {
+        let resp = self.send_once(operation, make).await?;
+        Self::decode(operation, resp).await
+    }
+
+    async fn decode<T: serde::de::DeserializeOwned>(
+        operation: &str,
+        resp: reqwest::Response,
+    ) -> Result<T, AoaiError> {
         let bytes = resp.bytes().await.map_err(|e| AoaiError::Transport {
             operation: operation.to_owned(),
+            sent: true,
             source: Box::new(e),
         })?;
         serde_json::from_slice(&bytes).map_err(|e| AoaiError::Decode {

@@ -124,7 +124,7 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         w.tick();
         let f = match (&account, control) {
-            (Some(a), false) => w.fault_for(a),
+            (Some(a), false) => w.fault_for(a, req.method() == Method::POST),
             _ => FaultAction::None,
         };
         (f, w.timings.hang_ms, w.timings.inference_latency_ms)
@@ -204,6 +204,15 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
             FaultAction::Hang => {
                 tokio::time::sleep(std::time::Duration::from_millis(hang_ms)).await;
                 error(504, "GatewayTimeout", "Injected timeout.")
+            }
+            FaultAction::Lost => {
+                let served = next.run(req).await;
+                tokio::time::sleep(std::time::Duration::from_millis(hang_ms)).await;
+                error(
+                    504,
+                    "GatewayTimeout",
+                    &format!("Injected: served {}, answer lost.", served.status()),
+                )
             }
             FaultAction::None => {
                 if latency > 0 && path.contains("/chat/completions") {
@@ -813,6 +822,7 @@ async fn state(State(emu): State<Emulator>) -> Response {
                     "deployments": a.deployments.keys().filter_map(|n| w.deployment_json(&a.config.name, n)).collect::<Vec<_>>(),
                     "jobs": a.jobs.iter().map(|j| json!({"id": j.id, "status": j.status, "fine_tuned_model": j.fine_tuned_model})).collect::<Vec<_>>(),
                     "models": a.models.keys().collect::<Vec<_>>(),
+                    "files": a.files.values().map(|f| json!({"id": f.id, "filename": f.filename, "purpose": f.purpose})).collect::<Vec<_>>(),
                 })
             })
             .collect();

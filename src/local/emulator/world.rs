@@ -101,6 +101,10 @@ pub struct Faults {
     pub rate_503: f64,
     /// Share that hang, then drop the connection.
     pub rate_timeout: f64,
+    /// Share of creates (POST) that take effect but whose answer is lost: the emulator
+    /// hangs for `hang_ms`, then answers 504, as a gateway that timed out on a backend that
+    /// finished. A client that resends blindly creates twice.
+    pub rate_lost_create: f64,
     /// `retry-after-ms` sent with injected 429s.
     pub retry_after_ms: u64,
     /// Every request fails with 503 (a region or account outage).
@@ -116,6 +120,8 @@ pub enum FaultAction {
     Status(u16, u64),
     /// Hang, then drop.
     Hang,
+    /// Serve, then hang and answer 504 (the answer is lost).
+    Lost,
 }
 
 /// A file.
@@ -368,7 +374,7 @@ impl World {
     }
 
     /// Decides whether a request to `account` meets an injected fault.
-    pub fn fault_for(&mut self, account: &str) -> FaultAction {
+    pub fn fault_for(&mut self, account: &str, create: bool) -> FaultAction {
         let region = self
             .accounts
             .get(account)
@@ -396,6 +402,10 @@ impl World {
                 (f.rate_500, FaultAction::Status(500, 0)),
                 (f.rate_503, FaultAction::Status(503, 0)),
                 (f.rate_timeout, FaultAction::Hang),
+                (
+                    if create { f.rate_lost_create } else { 0.0 },
+                    FaultAction::Lost,
+                ),
             ] {
                 acc += p;
                 if r < acc {

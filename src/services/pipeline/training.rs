@@ -9,6 +9,12 @@ fn suffix_for(run: &Run) -> String {
     format!("{head}-{digest}")
 }
 
+/// The name a run's file has on the Hub: unique to the run (its job suffix), so an upload
+/// whose answer was lost, or a dead holder's, is found by name instead of sent twice.
+fn hub_filename(run: &Run, name: &str) -> String {
+    format!("{}-{name}", suffix_for(run))
+}
+
 /// The suffix earlier versions gave a run's job (cut id and the data digest), still looked
 /// for when a job step is taken over, so an upgrade never creates a second job.
 fn legacy_suffix(run: &Run) -> String {
@@ -30,17 +36,24 @@ impl Pipeline {
             return Ok(Emitted::default());
         }
         let datasets = self.datasets(&run.manifest).await?;
+        let datasets = datasets.as_ref();
         let mut file_ids = BTreeMap::new();
         for f in &run.files {
             let step = format!("upload:{}", f.name);
+            let filename = hub_filename(&run, &f.name);
+            let filename = &filename;
             let uploaded = self
                 .effect(
                     id,
                     &step,
-                    |_| async {
+                    |took_over| async move {
+                        // A dead holder may have uploaded before recording it: look first.
+                        if took_over && let Some(obj) = self.hub.find_file(filename).await? {
+                            return Ok(obj.id);
+                        }
                         let obj = self
                             .hub
-                            .upload_file(&f.name, datasets.as_ref(), DATASETS_CONTAINER, &f.blob)
+                            .upload_file(filename, datasets, DATASETS_CONTAINER, &f.blob)
                             .await?;
                         Ok(obj.id)
                     },
