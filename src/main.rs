@@ -305,6 +305,29 @@ enum StorageCommand {
     },
 }
 
+#[cfg(feature = "emulator")]
+async fn run_emulator(a: EmulatorArgs) -> anyhow::Result<()> {
+    let accounts = match a.accounts {
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("reading {}", p.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", p.display()))?
+        }
+        None => fthub::local::emulator::builtin_accounts(),
+    };
+    let emu = fthub::local::emulator::Emulator::new(accounts, Default::default());
+    fthub::local::emulator::serve(a.port, emu)
+        .await
+        .context("running the emulator")
+}
+
+#[cfg(not(feature = "emulator"))]
+async fn run_emulator(_: EmulatorArgs) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "this fthub was built without the Azure OpenAI emulator (cargo feature `emulator`)"
+    )
+}
+
 #[derive(Debug, clap::Args)]
 struct EmulatorArgs {
     /// Port on 127.0.0.1.
@@ -674,21 +697,7 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Emulator(a) => {
-            let accounts = match a.accounts {
-                Some(p) => {
-                    let text = std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?;
-                    serde_json::from_str(&text)
-                        .with_context(|| format!("parsing {}", p.display()))?
-                }
-                None => fthub::local::emulator::builtin_accounts(),
-            };
-            let emu = fthub::local::emulator::Emulator::new(accounts, Default::default());
-            fthub::local::emulator::serve(a.port, emu)
-                .await
-                .context("running the emulator")
-        }
+        Command::Emulator(a) => run_emulator(a).await,
         Command::Dev(a) => {
             let opts = fthub::local::DevOptions {
                 app: a.app,

@@ -2,7 +2,7 @@
 
 pub mod aoai;
 pub mod approval;
-pub mod availability;
+pub use aoai_facts::availability;
 pub mod blob_name;
 pub mod dataset_path;
 pub mod env;

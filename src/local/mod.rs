@@ -8,6 +8,7 @@
 //! go to the local bus and blob store ([`outputs`]).
 
 pub mod app;
+#[cfg(feature = "emulator")]
 pub mod emulator;
 pub mod eventgrid;
 pub mod http;
@@ -54,6 +55,20 @@ pub struct DevOptions {
     pub storage: Option<String>,
 }
 
+#[cfg(feature = "emulator")]
+async fn start_emulator(port: u16) -> Result<String, DevError> {
+    let emu = emulator::Emulator::new(
+        emulator::builtin_accounts(),
+        emulator::world::Timings::default(),
+    );
+    Ok(emulator::spawn(port, emu).await?)
+}
+
+#[cfg(not(feature = "emulator"))]
+async fn start_emulator(_port: u16) -> Result<String, DevError> {
+    Err(DevError::NoEmulator)
+}
+
 /// Failures that stop `fthub dev`.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
@@ -75,6 +90,11 @@ pub enum DevError {
     /// The storage setting could not be used.
     #[error("storage: {0}")]
     Storage(String),
+    /// A built-in emulator was asked of a build without one.
+    #[error(
+        "this fthub was built without the Azure OpenAI emulator (cargo feature `emulator`); pass --emulator-url"
+    )]
+    NoEmulator,
 }
 
 /// Everything the trigger sources share.
@@ -147,11 +167,7 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
         vec![("FTHUB_HOME".to_owned(), home.display().to_string())]
     };
     if let Some(port) = opts.emulator_port {
-        let emu = emulator::Emulator::new(
-            emulator::builtin_accounts(),
-            emulator::world::Timings::default(),
-        );
-        let url = emulator::spawn(port, emu).await?;
+        let url = start_emulator(port).await?;
         tracing::info!(%url, "Azure OpenAI emulator running.");
         extra_env.push(("FTHUB_EMULATOR_URL".to_owned(), url));
     } else if let Some(url) = &opts.emulator_url {

@@ -11,7 +11,7 @@
 pub mod compliance;
 pub mod policy;
 pub mod report;
-pub mod tokens;
+pub use aoai_facts::tokens;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 /// The table shipped with fthub.
-pub const BUILT_IN: &str = include_str!("../../data/availability.json");
+pub const BUILT_IN: &str = include_str!("../../../data/availability.json");
 
 /// The availability table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -1,0 +1,82 @@
+//! Rules of Azure OpenAI the emulator enforces, written from the published specifications
+//! and Learn pages independently of fthub's client (which must agree with them to pass).
+
+use serde_json::Value;
+
+/// ARM SKU names of deployments (`sku.name`, compared case-insensitively as ARM does).
+pub mod sku {
+    /// Regional standard.
+    pub const STANDARD: &str = "Standard";
+    /// Global standard.
+    pub const GLOBAL_STANDARD: &str = "GlobalStandard";
+    /// Developer tier (fine-tuned models only, 24-hour lifetime).
+    pub const DEVELOPER: &str = "developertier";
+}
+
+/// The first ARM api-version that knows the Developer tier (Learn, "Test a fine-tuned model").
+pub const DEVELOPER_API_VERSION: &str = "2025-07-01-preview";
+
+/// The first dated data-plane api-version that serves reasoning (o-series) models.
+pub const O_SERIES_MIN_API_VERSION: &str = "2024-12-01-preview";
+
+/// Dated data-plane api-versions (azure-rest-api-specs,
+/// `specification/cognitiveservices/data-plane/AzureOpenAI/{inference,authoring}/{stable,preview}`).
+/// Azure answers any other with 404 `Resource not found`.
+pub const DATED_API_VERSIONS: &[&str] = &[
+    "2022-12-01",
+    "2023-05-15",
+    "2024-02-01",
+    "2024-06-01",
+    "2024-10-21",
+    "2023-03-15-preview",
+    "2023-06-01-preview",
+    "2023-07-01-preview",
+    "2023-08-01-preview",
+    "2023-09-01-preview",
+    "2023-10-01-preview",
+    "2023-12-01-preview",
+    "2024-02-15-preview",
+    "2024-03-01-preview",
+    "2024-04-01-preview",
+    "2024-05-01-preview",
+    "2024-07-01-preview",
+    "2024-08-01-preview",
+    "2024-09-01-preview",
+    "2024-10-01-preview",
+    "2024-12-01-preview",
+    "2025-01-01-preview",
+    "2025-02-01-preview",
+    "2025-03-01-preview",
+    "2025-04-01-preview",
+];
+
+/// A job suffix: 1 to 40 characters of `a-z A-Z 0-9 - _`.
+pub fn check_suffix(s: &str) -> Result<(), &'static str> {
+    if s.is_empty() || s.len() > 40 {
+        return Err("a suffix is 1 to 40 characters");
+    }
+    if !s
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err("a suffix uses only a-z, A-Z, 0-9, - and _");
+    }
+    Ok(())
+}
+
+/// Reasoning models (o1, o3, o4 families) take `max_completion_tokens`, not `max_tokens`.
+pub fn is_reasoning_model(model: &str) -> bool {
+    let m = model.to_ascii_lowercase();
+    m.starts_with("o1") || m.starts_with("o3") || m.starts_with("o4")
+}
+
+/// The tenant (`tid` claim) of an Entra-shaped JWT; `None` for an opaque token.
+pub fn token_tenant(token: &str) -> Option<String> {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("tid")?.as_str().map(str::to_owned)
+}
