@@ -502,7 +502,7 @@ impl Classify for AoaiError {
 
 use crate::domain::aoai::{
     ChatRequest, ChatResult, Checkpoint, CreateJob, Deployment, DeploymentSpec, FileObject, Job,
-    JobEvent, Page,
+    JobEvent, ModelInfo, Page,
 };
 use crate::domain::topology::Account;
 
@@ -537,6 +537,14 @@ pub trait Hub: Send + Sync + fmt::Debug {
     async fn list_jobs(&self, after: Option<&str>, limit: u32) -> Result<Page<Job>, AoaiError>;
     /// Cancels a job.
     async fn cancel_job(&self, id: &str) -> Result<Job, AoaiError>;
+    /// Pauses a running job (it leaves a deployable checkpoint).
+    async fn pause_job(&self, id: &str) -> Result<Job, AoaiError>;
+    /// Resumes a paused job.
+    async fn resume_job(&self, id: &str) -> Result<Job, AoaiError>;
+    /// Deletes a finished job.
+    async fn delete_job(&self, id: &str) -> Result<(), AoaiError>;
+    /// A model's lifecycle and capabilities; `None` when the account does not list it.
+    async fn model(&self, id: &str) -> Result<Option<ModelInfo>, AoaiError>;
     /// One page of a job's events.
     async fn list_events(
         &self,

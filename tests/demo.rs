@@ -20,7 +20,7 @@ fn the_demo_walks_the_whole_story_and_exits_zero() {
         String::from_utf8_lossy(&out.stderr)
     );
     for expected in [
-        "[3] DatasetArrived validates the data",
+        "[3] DatasetArrived queues the submission; ValidateSubmission validates it",
         "valid training examples",
         "job status: succeeded",
         "→ passed",

@@ -1414,3 +1414,51 @@ async fn an_evaluation_waits_in_line_for_a_hub_slot_and_goes_when_one_frees() {
     assert_eq!(hub.used(), 0, "{hub:?}");
     assert!(hub.waiting.is_empty());
 }
+
+#[tokio::test]
+async fn a_base_model_whose_fine_tuning_retired_is_refused_at_intake_and_one_retiring_soon_is_flagged()
+ {
+    let e = env().await;
+    let retire = |at: chrono::DateTime<chrono::Utc>| {
+        let e = &e;
+        async move {
+            e.client
+                .post(format!("{}/_emulator/models", e.emulator))
+                .json(&json!({"id": "gpt-4.1-mini-2025-04-14", "fine_tune": at.timestamp()}))
+                .send()
+                .await
+                .expect("control");
+        }
+    };
+    retire(chrono::Utc::now() - chrono::Duration::days(1)).await;
+    e.submit_and_start().await;
+    let run = e.run().await;
+    assert_eq!(run.stage, Stage::Rejected);
+    let why = &run.history.last().expect("transition").detail;
+    assert!(
+        why.contains("no longer fine-tunes gpt-4.1-mini-2025-04-14"),
+        "{why}"
+    );
+    assert_eq!(e.count("POST", "/files").await, 0, "nothing was uploaded");
+
+    retire(chrono::Utc::now() + chrono::Duration::days(10)).await;
+    e.submit_as("s2", None, None).await;
+    e.pipeline
+        .on_dataset_blob("acme/s2/manifest.json")
+        .await
+        .expect("start");
+    let run = runs::list(e.pipeline.store.as_ref())
+        .await
+        .expect("list")
+        .into_iter()
+        .find(|r| r.submission == "s2")
+        .expect("run");
+    assert_ne!(run.stage, Stage::Rejected);
+    assert!(
+        run.flags
+            .iter()
+            .any(|f| f.contains("can be fine-tuned only until")),
+        "{:?}",
+        run.flags
+    );
+}

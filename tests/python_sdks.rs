@@ -40,9 +40,14 @@ async fn drive(scenario: &str, timings: Timings) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_openai_on_the_ga_api_version_trains_pages_lists_deploys_and_chats() {
+async fn azure_openai_on_the_ga_api_version_trains_pages_deploys_a_checkpoint_streams_and_uploads_in_parts()
+ {
     let facts = drive("ga", fast()).await;
     assert_eq!(facts["jobs"], 3, "{facts}");
+    assert!(
+        facts["streamed_chunks"].as_u64().is_some_and(|n| n > 1),
+        "{facts}"
+    );
     assert!(facts["events"].as_u64().is_some_and(|n| n >= 3), "{facts}");
     assert!(
         facts["model"]
@@ -53,19 +58,21 @@ async fn azure_openai_on_the_ga_api_version_trains_pages_lists_deploys_and_chats
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_openai_on_a_preview_api_version_runs_a_preference_job() {
+async fn azure_openai_on_a_preview_api_version_runs_a_preference_job_and_pauses_and_resumes_one() {
     let facts = drive("preview", fast()).await;
     assert_eq!(facts["method"], "dpo", "{facts}");
+    assert_eq!(facts["paused"], true, "{facts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_openai_client_on_the_v1_surface_trains_lists_files_and_chats() {
+async fn the_openai_client_on_the_v1_surface_trains_lists_files_and_models_and_streams() {
     let facts = drive("v1", fast()).await;
     assert!(facts["files"].as_u64().is_some_and(|n| n >= 2), "{facts}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_management_sdk_deploys_lists_across_pages_deletes_and_uses_developer_tier() {
+async fn the_management_sdk_deploys_across_tenants_lists_across_pages_deletes_and_uses_developer_tier()
+ {
     let facts = drive(
         "arm",
         Timings {
@@ -75,6 +82,7 @@ async fn the_management_sdk_deploys_lists_across_pages_deletes_and_uses_develope
     )
     .await;
     assert_eq!(facts["developer_sku"], "developertier", "{facts}");
+    assert_eq!(facts["cross_tenant"], "cross", "{facts}");
     let listed: Vec<&str> = facts["listed"]
         .as_array()
         .expect("names")

@@ -101,6 +101,44 @@ pub struct JobError {
     pub param: Option<String>,
 }
 
+/// A model as the Models API describes it (`GET /openai/models/{id}` on a dated surface).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Model id.
+    pub id: String,
+    /// `generally-available`, `preview`, `deprecating`, `deprecated` (open set).
+    #[serde(default)]
+    pub lifecycle_status: Option<String>,
+    /// Retirement dates.
+    #[serde(default)]
+    pub deprecation: Option<Deprecation>,
+    /// What it can do.
+    #[serde(default)]
+    pub capabilities: Option<Capabilities>,
+}
+
+/// When a model stops being fine-tunable or served (unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deprecation {
+    /// End of fine-tuning (`null` for fine-tuned models).
+    #[serde(default)]
+    pub fine_tune: Option<i64>,
+    /// End of inference.
+    #[serde(default)]
+    pub inference: Option<i64>,
+}
+
+/// A model's capabilities.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Can be fine-tuned.
+    #[serde(default)]
+    pub fine_tune: bool,
+    /// Can be deployed for inference.
+    #[serde(default)]
+    pub inference: bool,
+}
+
 /// A fine-tuning job.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Job {

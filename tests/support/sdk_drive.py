@@ -26,6 +26,16 @@ def state():
         return json.load(r)
 
 
+def control(path, body):
+    req = urllib.request.Request(
+        f"{BASE}/_emulator/{path}",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(req) as r:
+        return json.load(r)
+
+
 def account(name):
     return next(a for a in state()["accounts"] if a["name"] == name)
 
@@ -97,7 +107,22 @@ def mgmt():
     return client, hub
 
 
-def deploy(model, name, sku="GlobalStandard", capacity=1):
+def mgmt_for(target):
+    from azure.mgmt.cognitiveservices import CognitiveServicesManagementClient
+
+    client, _ = mgmt()
+    return CognitiveServicesManagementClient(
+        client._config.credential,
+        target["subscription"],
+        base_url=f"{BASE}/arm",
+        authentication_policy=client._config.authentication_policy,
+        polling_interval=0,
+    )
+
+
+def deploy(model, name, sku="GlobalStandard", capacity=1, to="hub", cross_tenant=False):
+    """Deploys `model` on account `to`; a cross-tenant deployment names the Hub as
+    `sourceAccount` and sends a Hub-tenant token in x-ms-authorization-auxiliary."""
     from azure.mgmt.cognitiveservices.models import (
         Deployment,
         DeploymentModel,
@@ -106,16 +131,21 @@ def deploy(model, name, sku="GlobalStandard", capacity=1):
     )
 
     client, hub = mgmt()
+    target = account(to)
+    client = client if to == "hub" else mgmt_for(target)
+    source = {"source_account": hub["resource_id"]} if cross_tenant else {}
+    extra = {"headers": {"x-ms-authorization-auxiliary": "Bearer opaque"}} if cross_tenant else {}
     poller = client.deployments.begin_create_or_update(
-        hub["resource_group"],
-        hub["name"],
+        target["resource_group"],
+        target["name"],
         name,
         Deployment(
             sku=Sku(name=sku, capacity=capacity),
             properties=DeploymentProperties(
-                model=DeploymentModel(format="OpenAI", name=model, version="1")
+                model=DeploymentModel(format="OpenAI", name=model, version="1", **source)
             ),
         ),
+        **extra,
     )
     d = poller.result()
     check(
@@ -170,11 +200,53 @@ def ga():
         raise AssertionError("GA accepted `method`")
     except BadRequestError:
         pass
+    # A data scientist streams an answer from the candidate, usage included.
+    stream = client.chat.completions.create(
+        model="sdk-ga",
+        messages=[{"role": "user", "content": "How do I reset my password?"}],
+        max_tokens=40,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces, usage = [], None
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
+        if chunk.usage:
+            usage = chunk.usage
+    streamed = "".join(pieces)
+    check(streamed == answer.choices[0].message.content, f"stream {streamed!r}")
+    check(usage and usage.total_tokens > 0, "the last chunk carries usage")
+    # The oldest checkpoint deploys by its id and answers.
+    oldest = checkpoints[-1]
+    deploy(oldest.id, "sdk-ckpt")
+    early = client.chat.completions.create(
+        model="sdk-ckpt", messages=[{"role": "user", "content": "Where is my invoice?"}]
+    )
+    check(early.choices[0].message.content, "the checkpoint answers")
+    # The Models API: base models with retirement dates, and this account's model.
+    models = {m.id: m for m in client.models.list()}
+    check(job.fine_tuned_model in models, "the fine-tuned model is listed")
+    base = client.models.retrieve("gpt-4.1-mini-2025-04-14")
+    check(base.model_extra.get("deprecation", {}).get("fine_tune"), f"deprecation {base}")
+    # A large file through the Uploads API.
+    with open(f"{DATA}/support/train.jsonl", "rb") as f:
+        data = f.read()
+    up = client.uploads.create(
+        bytes=len(data), filename="big.jsonl", mime_type="application/jsonl", purpose="fine-tune"
+    )
+    half = len(data) // 2
+    parts = [
+        client.uploads.parts.create(up.id, data=chunk).id for chunk in (data[:half], data[half:])
+    ]
+    done = client.uploads.complete(up.id, part_ids=parts)
+    check(done.status == "completed" and done.file.bytes == len(data), f"upload {done}")
     return {
         "model": job.fine_tuned_model,
         "events": len(events),
         "jobs": len(jobs),
         "checkpoints": len(checkpoints),
+        "streamed_chunks": len(pieces),
     }
 
 
@@ -189,7 +261,32 @@ def preview():
         method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.2}}},
     )
     check(job.method and job.method.type == "dpo", f"method {job.method}")
-    return {"model": job.fine_tuned_model, "method": job.method.type}
+    # Pause and resume a job that trains for a minute of emulated time.
+    control("timings", {**state()["timings"], "job_training_ms": 60_000})
+    with open(f"{DATA}/support/train.jsonl", "rb") as f:
+        upload = client.files.create(file=("long.jsonl", f), purpose="fine-tune")
+    until(
+        "file processing",
+        lambda: client.files.retrieve(upload.id).status == "processed" or None,
+    )
+    long = client.fine_tuning.jobs.create(model="gpt-4.1-mini-2025-04-14", training_file=upload.id)
+    until(
+        "training to start",
+        lambda: client.fine_tuning.jobs.retrieve(long.id).status == "running" or None,
+    )
+    control("clock", {"advance_seconds": 20})
+    paused = client.fine_tuning.jobs.pause(long.id)
+    check(paused.status == "paused", f"pause {paused.status}")
+    resumed = client.fine_tuning.jobs.resume(long.id)
+    check(resumed.status == "resuming", f"resume {resumed.status}")
+    until(
+        "training to resume",
+        lambda: client.fine_tuning.jobs.retrieve(long.id).status == "running" or None,
+    )
+    control("clock", {"advance_seconds": 41})
+    final = client.fine_tuning.jobs.retrieve(long.id).status
+    check(final == "succeeded", f"resumed job {final}")
+    return {"model": job.fine_tuned_model, "method": job.method.type, "paused": True}
 
 
 def v1():
@@ -202,6 +299,18 @@ def v1():
         max_completion_tokens=40,
     )
     check(answer.choices[0].message.content, "the deployment answers on v1")
+    stream = client.chat.completions.create(
+        model="sdk-v1",
+        messages=[{"role": "user", "content": "How do I reset my password?"}],
+        max_completion_tokens=40,
+        stream=True,
+    )
+    streamed = "".join(
+        c.choices[0].delta.content or "" for c in stream if c.choices and c.choices[0].delta
+    )
+    check(streamed == answer.choices[0].message.content, f"v1 stream {streamed!r}")
+    owned = [m.owned_by for m in client.models.list()]
+    check("organization-owner" in owned, f"v1 models {owned}")
     files = list(client.files.list())
     check(any(f.purpose == "fine-tune-results" for f in files), "results file listed")
     return {"model": job.fine_tuned_model, "files": len(files)}
@@ -223,7 +332,15 @@ def arm():
     except ResourceNotFoundError:
         pass
     dev = deploy("gpt-4.1-mini", "dev", sku="developertier", capacity=50)
-    return {"listed": names, "developer_sku": dev.sku.name}
+    # A model trained on the Hub (contoso) deployed to a Spoke in another tenant (fabrikam).
+    client_v1 = OpenAI(api_key=KEY, base_url=f"{BASE}/hub/openai/v1")
+    _, job = train(client_v1, "gpt-4.1-mini-2025-04-14", "support/train.jsonl")
+    spoke = deploy(job.fine_tuned_model, "cross", to="prod-eastus2", cross_tenant=True)
+    check(
+        spoke.properties.model.source_account == hub["resource_id"],
+        f"sourceAccount {spoke.properties.model}",
+    )
+    return {"listed": names, "developer_sku": dev.sku.name, "cross_tenant": spoke.name}
 
 
 print(json.dumps({"scenario": SCENARIO, **globals()[SCENARIO]()}))

@@ -80,3 +80,19 @@ pub fn token_tenant(token: &str) -> Option<String> {
     let claims: Value = serde_json::from_slice(&bytes).ok()?;
     claims.get("tid")?.as_str().map(str::to_owned)
 }
+
+/// Base models the emulated accounts list (`GET /openai/models`): id, creation date (the
+/// model version), and whether it can be fine-tuned. Retirement dates are the emulator's
+/// own defaults (three years to fine-tuning retirement, four to inference), not Azure's —
+/// Azure's come from its Models API, which is why fthub reads them there; tests set them
+/// with `POST /_emulator/models`.
+pub const BASE_MODELS: &[(&str, &str, bool)] = &[
+    ("gpt-4.1-2025-04-14", "2025-04-14", true),
+    ("gpt-4.1-mini-2025-04-14", "2025-04-14", true),
+    ("gpt-4.1-nano-2025-04-14", "2025-04-14", true),
+    ("gpt-4o-2024-08-06", "2024-08-06", true),
+    ("gpt-4o-mini-2024-07-18", "2024-07-18", true),
+    ("gpt-35-turbo-0125", "2024-01-25", true),
+    ("o4-mini-2025-04-16", "2025-04-16", true),
+    ("gpt-5-2025-08-07", "2025-08-07", false),
+];

@@ -83,3 +83,19 @@ pub(crate) async fn clear_requests(State(emu): State<Emulator>, _m: Method) -> R
     emu.with(|w| w.log.clear());
     StatusCode::NO_CONTENT.into_response()
 }
+
+#[derive(Deserialize)]
+pub(crate) struct RetireBody {
+    id: String,
+    #[serde(flatten)]
+    retirement: crate::world::Retirement,
+}
+
+/// Sets when a model stops being fine-tunable and served (unix seconds).
+pub(crate) async fn retire_model(
+    State(emu): State<Emulator>,
+    Json(b): Json<RetireBody>,
+) -> Response {
+    emu.with(|w| w.set_retirement(&b.id, b.retirement));
+    Json(json!({"ok": true})).into_response()
+}

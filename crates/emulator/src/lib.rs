@@ -126,10 +126,25 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
     // The dated data plane and ARM require api-version; /openai/v1 does not.
     let dated = req.uri().path().contains("/openai/") && !req.uri().path().contains("/openai/v1/");
     let arm = req.uri().path().starts_with("/arm/subscriptions/");
-    let versioned = req
-        .uri()
-        .query()
-        .is_some_and(|q| q.split('&').any(|p| p.starts_with("api-version=")));
+    let version = req.uri().query().and_then(|q| {
+        q.split('&')
+            .find_map(|p| p.strip_prefix("api-version="))
+            .map(str::to_owned)
+    });
+    let versioned = version.is_some();
+    // Azure answers an api-version it does not have with 404 `Resource not found`.
+    let unknown_version = dated
+        && version
+            .as_deref()
+            .is_some_and(|v| !azure::DATED_API_VERSIONS.contains(&v));
+    let region = account.as_ref().and_then(|a| {
+        emu.world
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .accounts
+            .get(a)
+            .map(|x| x.config.region.clone())
+    });
     // A token names its tenant (`tid`): it must be the account's, as Azure requires of the
     // primary token (an opaque test token stands for any tenant).
     let wrong_tenant = match (bearer.and_then(azure::token_tenant), &account) {
@@ -160,6 +175,8 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
                 "The access token is from the wrong issuer '{tid}'. It must match the tenant '{tenant}' associated with this subscription."
             ),
         )
+    } else if unknown_version {
+        error(404, "404", "Resource not found")
     } else if (dated || arm) && !versioned {
         error(
             400,
@@ -213,6 +230,27 @@ async fn gate(State(emu): State<Emulator>, req: Request, next: Next) -> Response
             }
         }
     };
+    let mut resp = resp;
+    if !control {
+        // The request ids Azure returns, which the SDKs surface in their errors.
+        let id = uuid::Uuid::new_v4().to_string();
+        let h = resp.headers_mut();
+        let mut set = |k: &'static str, v: &str| {
+            if let Ok(v) = v.parse() {
+                h.insert(k, v);
+            }
+        };
+        if arm {
+            set("x-ms-request-id", &id);
+            set("x-ms-correlation-request-id", &id);
+        } else {
+            set("apim-request-id", &id);
+            set("x-request-id", &id);
+            if let Some(r) = &region {
+                set("x-ms-region", r);
+            }
+        }
+    }
     if !control {
         let mut w = emu
             .world
@@ -261,8 +299,16 @@ impl Emulator {
             .route("/files/{id}", get(get_file).delete(delete_file))
             .route("/files/{id}/content", get(file_content))
             .route("/fine_tuning/jobs", post(create_job).get(list_jobs))
-            .route("/fine_tuning/jobs/{id}", get(get_job))
+            .route("/fine_tuning/jobs/{id}", get(get_job).delete(delete_job))
             .route("/fine_tuning/jobs/{id}/cancel", post(cancel_job))
+            .route("/fine_tuning/jobs/{id}/pause", post(pause_job))
+            .route("/fine_tuning/jobs/{id}/resume", post(resume_job))
+            .route("/models", get(list_models))
+            .route("/models/{id}", get(get_model))
+            .route("/uploads", post(start_upload))
+            .route("/uploads/{id}/parts", post(add_part))
+            .route("/uploads/{id}/complete", post(complete_upload))
+            .route("/uploads/{id}/cancel", post(cancel_upload))
             .route("/fine_tuning/jobs/{id}/events", get(job_events))
             .route("/fine_tuning/jobs/{id}/checkpoints", get(job_checkpoints))
             .route("/deployments/{dep}/chat/completions", post(chat_dated))
@@ -283,6 +329,7 @@ impl Emulator {
             .route("/_emulator/clock", post(clock))
             .route("/_emulator/faults", post(faults))
             .route("/_emulator/timings", post(timings))
+            .route("/_emulator/models", post(retire_model))
             .route("/_emulator/requests", get(requests).delete(clear_requests))
             .layer(middleware::from_fn_with_state(self.clone(), gate))
             .layer(DefaultBodyLimit::max(world::MAX_FILE_BYTES + 1024 * 1024))

@@ -213,8 +213,22 @@ impl Pipeline {
         }
         let needs = crate::domain::queue::Queued::of(&run);
         let limits = self.topology.hub_limits;
+        let retired = if accepted {
+            match self.lifecycle(&run.base_model).await {
+                Lifecycle::Retired(why) => Some(why),
+                Lifecycle::Retiring(note) | Lifecycle::Unknown(note) => {
+                    run.flags.push(note);
+                    None
+                }
+                Lifecycle::Current => None,
+            }
+        } else {
+            None
+        };
         let (to, detail) = if !accepted {
             (Stage::Rejected, reasons.join("; "))
+        } else if let Some(why) = retired {
+            (Stage::Rejected, why)
         } else if let Err(why) = self.deployable(&run.base_model) {
             (
                 Stage::Rejected,

@@ -209,6 +209,21 @@ pub struct Pipeline {
 
 const ACTOR_PIPELINE: &str = "pipeline";
 
+/// Warn about a base model whose fine-tuning retires within this many days.
+const RETIRING_DAYS: i64 = 30;
+
+/// Where a base model is in its life on the Hub.
+enum Lifecycle {
+    /// Fine-tunable with no retirement in sight.
+    Current,
+    /// Retiring soon: a flag.
+    Retiring(String),
+    /// No longer fine-tunable: the run is refused.
+    Retired(String),
+    /// Not known (not listed, or the lookup failed): a flag.
+    Unknown(String),
+}
+
 impl Pipeline {
     /// A pipeline over these ports with the default settings (the composition root,
     /// `app`, overrides them from its settings).
@@ -293,6 +308,37 @@ impl Pipeline {
     /// Whether every deployment a run of `model` needs is offered by Azure: its evaluation on
     /// the Hub and its promotion to every Spoke, with the topology's SKUs. The reason names
     /// the first that is not, with the availability table's source.
+    /// Whether the Hub still fine-tunes `model`, from its Models API. A lookup that fails
+    /// never blocks intake: it leaves a flag.
+    async fn lifecycle(&self, model: &str) -> Lifecycle {
+        let now = self.now();
+        let date = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map_or_else(|| t.to_string(), |d| d.format("%Y-%m-%d").to_string())
+        };
+        match self.hub.model(model).await {
+            Ok(Some(m)) => match m.deprecation.and_then(|d| d.fine_tune) {
+                Some(t) if t <= now.timestamp() => Lifecycle::Retired(format!(
+                    "the Hub no longer fine-tunes {model}: its fine-tuning retired on {} (Models API)",
+                    date(t)
+                )),
+                Some(t) if t <= (now + chrono::Duration::days(RETIRING_DAYS)).timestamp() => {
+                    Lifecycle::Retiring(format!(
+                        "{model} can be fine-tuned only until {}: plan the move to a newer base model",
+                        date(t)
+                    ))
+                }
+                _ => Lifecycle::Current,
+            },
+            Ok(None) => Lifecycle::Unknown(format!(
+                "the Hub's Models API does not list {model}; its retirement date is unknown"
+            )),
+            Err(e) => Lifecycle::Unknown(format!(
+                "the Hub's Models API could not be read for {model} ({e}); its retirement date is unknown"
+            )),
+        }
+    }
+
     fn deployable(&self, model: &str) -> Result<(), String> {
         let t = &self.topology;
         let d = &t.deployment;

@@ -29,7 +29,7 @@ impl World {
                     None,
                 )
             })?;
-        let o_series = azure::is_reasoning_model(&d.model);
+        let o_series = azure::is_reasoning_model(&d.serves);
         // Reasoning models answer only on api-version 2024-12-01-preview and later (Learn:
         // "reasoning models" API support); /openai/v1 always serves them.
         if o_series && surface != "v1" && surface < azure::O_SERIES_MIN_API_VERSION {
@@ -39,7 +39,7 @@ impl World {
                     "BadRequest",
                     format!(
                         "Model {} is enabled only for api versions {} and later",
-                        d.model,
+                        d.serves,
                         azure::O_SERIES_MIN_API_VERSION
                     ),
                 ),
@@ -67,7 +67,12 @@ impl World {
                 None,
             ));
         }
-        let base = d.model.split(".ft-").next().unwrap_or(&d.model).to_owned();
+        let base = d
+            .serves
+            .split(".ft-")
+            .next()
+            .unwrap_or(&d.serves)
+            .to_owned();
         let enc: Encoding = training::encoding_of(&base);
         let prompt_tokens = aoai_facts::tokens::conversation_tokens(enc, messages.iter());
         let max = body
@@ -133,9 +138,9 @@ impl World {
             let owner = self
                 .accounts
                 .values()
-                .find(|a| a.models.contains_key(&d.model));
+                .find(|a| a.models.contains_key(&d.serves));
             owner.and_then(|o| {
-                training::nearest_answer(&o.models[&d.model].examples, prompt).map(str::to_owned)
+                training::nearest_answer(&o.models[&d.serves].examples, prompt).map(str::to_owned)
             })
         } else {
             None

@@ -56,7 +56,8 @@ impl World {
             .and_then(Value::as_u64)
             .unwrap_or(1)
             .max(1) as u32;
-        if model_name.contains(".ft-") {
+        let mut serves = model_name.clone();
+        if model_name.contains(".ft-") || model_name.starts_with("ftchkpt-") {
             let owner_id = source.clone().or_else(|| source_account.clone());
             let owner = match &owner_id {
                 Some(id) => self
@@ -79,7 +80,27 @@ impl World {
                     .get(account)
                     .ok_or_else(|| refuse(404, "ResourceNotFound", "no account"))?,
             };
-            if !owner.models.contains_key(&model_name) {
+            // A checkpoint deploys by its `ftchkpt-…` id and serves as that checkpoint.
+            if model_name.starts_with("ftchkpt-") {
+                serves = owner
+                    .jobs
+                    .iter()
+                    .flat_map(|j| &j.checkpoints)
+                    .find(|c| c["id"] == model_name.as_str())
+                    .and_then(|c| c["fine_tuned_model_checkpoint"].as_str())
+                    .map(str::to_owned)
+                    .ok_or_else(|| {
+                        refuse(
+                            400,
+                            "DeploymentModelNotFound",
+                            format!(
+                                "checkpoint {model_name} does not exist in account {}",
+                                owner.config.name
+                            ),
+                        )
+                    })?;
+            }
+            if !owner.models.contains_key(&serves) {
                 return Err(refuse(
                     400,
                     "DeploymentModelNotFound",
@@ -95,7 +116,7 @@ impl World {
                 .get(account)
                 .map(|a| a.config.region.clone())
                 .unwrap_or_default();
-            if let Err(e) = self.availability.check(&model_name, &sku_name, &region) {
+            if let Err(e) = self.availability.check(&serves, &sku_name, &region) {
                 return Err(refuse(400, "InvalidResourceProperties", e.to_string()));
             }
             if owner.config.tenant != dest_tenant {
@@ -130,13 +151,20 @@ impl World {
                 }
             }
         }
+        if !serves.contains(".ft-") && aoai_facts::tokens::model_spec(&serves).is_none() {
+            return Err(refuse(
+                400,
+                "DeploymentModelNotSupported",
+                format!("The model '{serves}' is not supported for deployment in this account."),
+            ));
+        }
         let a = self.account_mut(account)?;
         let ft_others = a
             .deployments
             .values()
             .filter(|d| d.is_fine_tuned() && d.name != name)
             .count();
-        if model_name.contains(".ft-") && ft_others >= max_ft {
+        if serves.contains(".ft-") && ft_others >= max_ft {
             return Err(refuse(
                 400,
                 "QuotaExceeded",
@@ -162,6 +190,7 @@ impl World {
             Deployment {
                 name: name.to_owned(),
                 model: model_name,
+                serves,
                 version: name_of("version").unwrap_or_else(|| "1".into()),
                 sku: sku_name,
                 capacity,

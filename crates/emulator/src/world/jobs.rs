@@ -130,6 +130,7 @@ impl World {
             error: None,
             method,
             format_problem,
+            paused_at: None,
         };
         let id = job.id.clone();
         a.jobs.push(job);
@@ -174,6 +175,81 @@ impl World {
         j.finished = Some(now);
         j.events
             .push(event(now.timestamp(), "info", "Job cancelled."));
+        Ok(job_value(j))
+    }
+
+    /// Deletes a finished job (dated surfaces; `/openai/v1` has no job DELETE). Azure
+    /// answers 204; a job still queued or training must be cancelled first.
+    pub fn delete_job(&mut self, account: &str, id: &str) -> Result<(), Refusal> {
+        let a = self.account_mut(account)?;
+        let i = a
+            .jobs
+            .iter()
+            .position(|j| j.id == id)
+            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        if !matches!(
+            a.jobs[i].status.as_str(),
+            "succeeded" | "failed" | "cancelled"
+        ) {
+            return Err(refuse(
+                400,
+                "invalidJobState",
+                format!("job {id} is {}: cancel it first", a.jobs[i].status),
+            ));
+        }
+        a.jobs.remove(i);
+        Ok(())
+    }
+
+    /// Pauses a running job that has trained at least one step (Learn: "applicable only for
+    /// jobs that are trained for at least one step and are in a Running state"). A
+    /// deployable checkpoint of what it learned so far is created.
+    pub fn pause_job(&mut self, account: &str, id: &str) -> Result<Value, Refusal> {
+        let now = self.now();
+        let training_ms = self.timings.job_training_ms.max(1);
+        let a = self.account_mut(account)?;
+        let i = a
+            .jobs
+            .iter()
+            .position(|j| j.id == id)
+            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        let j = &a.jobs[i];
+        let trained = j.started.map(|s| now - s).filter(|d| *d > Duration::zero());
+        let Some(trained) = trained.filter(|_| j.status == "running") else {
+            return Err(refuse(
+                400,
+                "invalidJobState",
+                format!(
+                    "job {id} is {}: only a running job that trained a step can be paused",
+                    j.status
+                ),
+            ));
+        };
+        let share = (trained.num_milliseconds() as f64 / training_ms as f64).clamp(0.0, 1.0);
+        checkpoint_so_far(a, i, share, now);
+        let j = &mut a.jobs[i];
+        j.status = "paused".into();
+        j.paused_at = Some(now);
+        j.events.push(event(now.timestamp(), "info", "Job paused."));
+        Ok(job_value(j))
+    }
+
+    /// Resumes a paused job: `resuming`, then `running` when the account's slot is free.
+    pub fn resume_job(&mut self, account: &str, id: &str) -> Result<Value, Refusal> {
+        let a = self.account_mut(account)?;
+        let j = a
+            .jobs
+            .iter_mut()
+            .find(|j| j.id == id)
+            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        if j.status != "paused" {
+            return Err(refuse(
+                400,
+                "invalidJobState",
+                format!("job {id} is {}: only a paused job can be resumed", j.status),
+            ));
+        }
+        j.status = "resuming".into();
         Ok(job_value(j))
     }
 
@@ -248,10 +324,24 @@ pub(super) fn finish_job(account: &mut Account, i: usize, end: DateTime<Utc>) {
     if let Some(parent) = account.models.get(&j.model) {
         examples.extend(parent.examples.iter().cloned());
     }
+    let per_epoch = (steps / u64::from(j.n_epochs.max(1))).max(1);
+    // Each checkpoint is a model of its own: after epoch e of n it has learned the first e/n
+    // of the examples, so an earlier checkpoint answers worse (and best-checkpoint
+    // promotion has something to choose).
+    for e in (1..j.n_epochs).rev().take(2) {
+        let step = per_epoch * u64::from(e);
+        let known = partial(&examples, f64::from(e) / f64::from(j.n_epochs));
+        account.models.insert(
+            format!("{ft}:ckpt-step-{step}"),
+            TrainedModel {
+                base: base.clone(),
+                examples: known,
+            },
+        );
+    }
     account
         .models
         .insert(ft.clone(), TrainedModel { base, examples });
-    let per_epoch = (steps / u64::from(j.n_epochs.max(1))).max(1);
     let ts = end.timestamp();
     let job = &mut account.jobs[i];
     job.trained_tokens = Some(data.tokens.iter().sum::<u64>() * u64::from(j.n_epochs));
@@ -281,4 +371,41 @@ pub(super) fn finish_job(account: &mut Account, i: usize, end: DateTime<Utc>) {
     job.finished = Some(end);
     job.fine_tuned_model = Some(ft);
     job.result_file = Some(result_id);
+}
+
+/// The first `share` of `examples` (at least one).
+fn partial(examples: &[Learned], share: f64) -> Vec<Learned> {
+    let n = ((examples.len() as f64 * share).ceil() as usize).clamp(1, examples.len().max(1));
+    examples.iter().take(n).cloned().collect()
+}
+
+/// A checkpoint of a paused job: what it learned in the `share` of training done.
+fn checkpoint_so_far(account: &mut Account, i: usize, share: f64, now: DateTime<Utc>) {
+    let j = account.jobs[i].clone();
+    let Some(file) = account.files.get(&j.training_file) else {
+        return;
+    };
+    let base = account
+        .models
+        .get(&j.model)
+        .map_or(j.model.clone(), |m| m.base.clone());
+    let data = training::parse(&file.bytes, training::encoding_of(&base));
+    let (_, steps) = training::results_csv(&data, j.n_epochs, j.batch_size, j.seed as u64);
+    let step = ((steps as f64 * share).floor() as u64).max(1);
+    let model = format!("{base}.ft-{}:ckpt-step-{step}", hex_id());
+    account.models.insert(
+        model.clone(),
+        TrainedModel {
+            base,
+            examples: partial(&data.examples, share),
+        },
+    );
+    account.jobs[i].checkpoints.insert(
+        0,
+        json!({
+            "object": "fine_tuning.job.checkpoint", "id": format!("ftchkpt-{}", hex_id()), "created_at": now.timestamp(),
+            "fine_tuned_model_checkpoint": model, "step_number": step, "fine_tuning_job_id": j.id,
+            "metrics": {"step": step as f64},
+        }),
+    );
 }

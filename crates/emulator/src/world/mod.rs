@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -183,6 +183,8 @@ pub struct Job {
     pub method: String,
     /// Why the training file does not fit the method (the job fails when it starts).
     pub format_problem: Option<String>,
+    /// When it was paused (`paused`), to resume with the training time it had left.
+    pub paused_at: Option<DateTime<Utc>>,
 }
 
 /// A deployment.
@@ -190,8 +192,10 @@ pub struct Job {
 pub struct Deployment {
     /// Name.
     pub name: String,
-    /// Model name.
+    /// Model name as sent (a model, or a checkpoint's `ftchkpt-…` id).
     pub model: String,
+    /// The model it serves: `model`, or the checkpoint's model for a checkpoint id.
+    pub serves: String,
     /// Version.
     pub version: String,
     /// SKU name as sent.
@@ -217,9 +221,9 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// Fine-tuned models carry `.ft-` in their name.
+    /// Fine-tuned models (and their checkpoints) carry `.ft-` in their name.
     pub fn is_fine_tuned(&self) -> bool {
-        self.model.contains(".ft-")
+        self.serves.contains(".ft-")
     }
     /// `Creating` until ready, then `Succeeded`.
     pub fn state(&self, now: DateTime<Utc>) -> &'static str {
@@ -253,8 +257,10 @@ pub struct Account {
     pub jobs: Vec<Job>,
     /// Deployments by name.
     pub deployments: BTreeMap<String, Deployment>,
-    /// Models trained here.
+    /// Models trained here, and their checkpoints.
     pub models: HashMap<String, TrainedModel>,
+    /// Large-file uploads (the Uploads API).
+    pub uploads: BTreeMap<String, Upload>,
 }
 
 /// An entry of the request log.
@@ -298,6 +304,8 @@ pub struct World {
     pub operations: HashMap<String, (String, String)>,
     /// Where Azure offers fine-tuned deployments (fthub's shipped table).
     pub availability: aoai_facts::availability::Availability,
+    /// Model retirement dates set through the control API.
+    pub retirements: HashMap<String, Retirement>,
     rng: fastrand::Rng,
 }
 
@@ -339,6 +347,7 @@ impl World {
                             jobs: Vec::new(),
                             deployments: BTreeMap::new(),
                             models: HashMap::new(),
+                            uploads: BTreeMap::new(),
                         },
                     )
                 })
@@ -346,6 +355,7 @@ impl World {
             offset: Duration::zero(),
             timings,
             availability: aoai_facts::availability::Availability::built_in(),
+            retirements: HashMap::new(),
             account_faults: HashMap::new(),
             region_faults: HashMap::new(),
             log: VecDeque::new(),
@@ -423,7 +433,18 @@ impl World {
             loop {
                 let mut changed = false;
                 let running = account.jobs.iter().position(|j| j.status == "running");
-                if let Some(i) = running {
+                let resuming = account.jobs.iter().position(|j| j.status == "resuming");
+                if let (None, Some(i)) = (running, resuming) {
+                    // A resumed job trains for the time it had left when it was paused.
+                    let job = &mut account.jobs[i];
+                    let paused = job.paused_at.take().unwrap_or(now);
+                    let done = paused - job.started.unwrap_or(paused);
+                    job.started = Some(now - done);
+                    job.status = "running".into();
+                    job.events
+                        .push(event(now.timestamp(), "info", "Job resumed."));
+                    changed = true;
+                } else if let Some(i) = running {
                     let started = account.jobs[i].started.unwrap_or(now);
                     let end = started + Self::ms(t.job_training_ms);
                     if now >= end {
@@ -540,6 +561,11 @@ mod chat;
 mod deployments;
 mod files;
 mod jobs;
+mod models;
+mod uploads;
+
+pub use models::Retirement;
+pub use uploads::Upload;
 #[cfg(test)]
 mod tests;
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{Auth, COGNITIVE_SCOPE, Http};
 use crate::domain::aoai::{
-    ChatRequest, ChatResult, Checkpoint, CreateJob, FileObject, Job, JobEvent, Page,
+    ChatRequest, ChatResult, Checkpoint, CreateJob, FileObject, Job, JobEvent, ModelInfo, Page,
     TrainingMethod, Usage, uses_max_completion_tokens,
 };
 use crate::ports::{AoaiError, BlobStore, Hub, Inference};
@@ -22,6 +22,10 @@ pub const O_SERIES_API_VERSION: &str = "2025-04-01-preview";
 const MAX_RESENDS: u32 = 3;
 /// The oldest dated api-version that serves o-series models.
 pub const O_SERIES_MIN_API_VERSION: &str = "2024-12-01-preview";
+
+mod uploads;
+
+pub use uploads::{LARGE_FILE_BYTES, PART_BYTES};
 
 /// Which URL surface to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +50,10 @@ pub struct DataPlane {
     /// The account's tenant when it is not the process's home tenant: bearer tokens are
     /// asked of it.
     tenant: Option<String>,
+    /// Datasets larger than this go through the Uploads API ([`uploads`]).
+    large_file_bytes: u64,
+    /// Part size for the Uploads API.
+    part_bytes: usize,
 }
 
 impl DataPlane {
@@ -59,6 +67,8 @@ impl DataPlane {
             o_series_version: O_SERIES_API_VERSION.to_owned(),
             auth,
             tenant: None,
+            large_file_bytes: uploads::LARGE_FILE_BYTES,
+            part_bytes: uploads::PART_BYTES,
         }
     }
 
@@ -77,6 +87,24 @@ impl DataPlane {
             j.training_file.as_deref() == Some(job.training_file.as_str())
                 && j.suffix.as_deref() == job.suffix.as_deref()
         }))
+    }
+
+    /// A surface with pause and resume: this one, unless it is GA 2024-10-21 (which has
+    /// neither), then the newest preview this client knows.
+    fn preview_surface(&self) -> Surface {
+        if self.preview_shapes() {
+            self.surface.clone()
+        } else {
+            Surface::Dated(O_SERIES_API_VERSION.to_owned())
+        }
+    }
+
+    /// A dated surface: job DELETE and Azure's model lifecycle fields exist only there.
+    fn dated_surface(&self) -> Surface {
+        match &self.surface {
+            Surface::Dated(_) => self.surface.clone(),
+            Surface::V1 => Surface::Dated(GA_API_VERSION.to_owned()),
+        }
     }
 
     fn preview_shapes(&self) -> bool {
@@ -188,6 +216,14 @@ impl Hub for DataPlane {
         container: &str,
         name: &str,
     ) -> Result<FileObject, AoaiError> {
+        if matches!(self.surface, Surface::Dated(_)) {
+            let size = store.properties(container, name).await?.content_length;
+            if size > self.large_file_bytes {
+                return self
+                    .upload_in_parts(filename, store, container, name, size)
+                    .await;
+            }
+        }
         let mut resends = 0;
         loop {
             // Each attempt re-opens the blob and streams it: the file is never held in memory.
@@ -355,6 +391,57 @@ impl Hub for DataPlane {
                 self.request(reqwest::Method::POST, &path, &[]).await
             })
             .await
+    }
+
+    async fn pause_job(&self, id: &str) -> Result<Job, AoaiError> {
+        let path = format!("fine_tuning/jobs/{id}/pause");
+        let surface = self.preview_surface();
+        self.http
+            .json("pause fine-tuning job", || async {
+                self.request_on(&surface, reqwest::Method::POST, &path, &[])
+                    .await
+            })
+            .await
+    }
+
+    async fn resume_job(&self, id: &str) -> Result<Job, AoaiError> {
+        let path = format!("fine_tuning/jobs/{id}/resume");
+        let surface = self.preview_surface();
+        self.http
+            .json("resume fine-tuning job", || async {
+                self.request_on(&surface, reqwest::Method::POST, &path, &[])
+                    .await
+            })
+            .await
+    }
+
+    async fn delete_job(&self, id: &str) -> Result<(), AoaiError> {
+        let path = format!("fine_tuning/jobs/{id}");
+        let surface = self.dated_surface();
+        self.http
+            .send("delete fine-tuning job", || async {
+                self.request_on(&surface, reqwest::Method::DELETE, &path, &[])
+                    .await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn model(&self, id: &str) -> Result<Option<ModelInfo>, AoaiError> {
+        let path = format!("models/{id}");
+        let surface = self.dated_surface();
+        let got = self
+            .http
+            .json("get model", || async {
+                self.request_on(&surface, reqwest::Method::GET, &path, &[])
+                    .await
+            })
+            .await;
+        match got {
+            Ok(m) => Ok(Some(m)),
+            Err(AoaiError::Http { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     async fn list_events(

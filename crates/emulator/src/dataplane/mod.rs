@@ -7,8 +7,15 @@ use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::world::Refusal;
 use crate::{Emulator, error, refusal};
+
+mod chat;
+mod models;
+mod uploads;
+
+pub(crate) use chat::*;
+pub(crate) use models::*;
+pub(crate) use uploads::*;
 
 pub(crate) type Q = Query<std::collections::HashMap<String, String>>;
 
@@ -264,53 +271,58 @@ pub(crate) fn job_list(
     )
 }
 
-pub(crate) fn chat_response(r: Result<Value, (Refusal, Option<u64>)>) -> Response {
-    match r {
-        Ok(v) => Json(v).into_response(),
-        Err((refusal_, wait)) => {
-            let mut resp = refusal(refusal_);
-            if let Some(ms) = wait {
-                resp.headers_mut().insert(
-                    "retry-after-ms",
-                    ms.to_string().parse().expect("number header"),
-                );
-                resp.headers_mut().insert(
-                    "retry-after",
-                    ms.div_ceil(1000)
-                        .to_string()
-                        .parse()
-                        .expect("number header"),
-                );
-            }
-            resp
-        }
+/// `DELETE /fine_tuning/jobs/{id}`: dated surfaces only (the v1 spec has no job DELETE).
+pub(crate) async fn delete_job(
+    State(emu): State<Emulator>,
+    Path((account, id)): Path<(String, String)>,
+    uri: OriginalUri,
+    q: Q,
+) -> Response {
+    if surface_of(&uri, &q) == "v1" {
+        return not_found();
+    }
+    match emu.with(|w| w.delete_job(&account, &id)) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(r) => refusal(r),
     }
 }
 
-pub(crate) async fn chat_dated(
+/// `POST …/pause` and `…/resume`: preview api-versions and /openai/v1 (not GA 2024-10-21).
+pub(crate) async fn pause_job(
     State(emu): State<Emulator>,
-    Path((account, dep)): Path<(String, String)>,
+    Path((account, id)): Path<(String, String)>,
     uri: OriginalUri,
     q: Q,
-    body: Bytes,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let surface = surface_of(&uri, &q);
-    chat_response(emu.with(|w| w.chat(&account, &dep, &body, &surface)))
+    if !has_pause(&surface_of(&uri, &q)) {
+        return not_found();
+    }
+    match emu.with(|w| w.pause_job(&account, &id)) {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => refusal(r),
+    }
 }
 
-pub(crate) async fn chat_v1(
+pub(crate) async fn resume_job(
     State(emu): State<Emulator>,
-    Path(account): Path<String>,
-    body: Bytes,
+    Path((account, id)): Path<(String, String)>,
+    uri: OriginalUri,
+    q: Q,
 ) -> Response {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let Some(dep) = body.get("model").and_then(Value::as_str).map(str::to_owned) else {
-        return error(
-            400,
-            "invalid_request_error",
-            "model (the deployment name) is required",
-        );
-    };
-    chat_response(emu.with(|w| w.chat(&account, &dep, &body, "v1")))
+    if !has_pause(&surface_of(&uri, &q)) {
+        return not_found();
+    }
+    match emu.with(|w| w.resume_job(&account, &id)) {
+        Ok(v) => Json(v).into_response(),
+        Err(r) => refusal(r),
+    }
+}
+
+fn has_pause(surface: &str) -> bool {
+    surface == "v1" || surface.ends_with("-preview")
+}
+
+/// What Azure answers for a path its surface does not have.
+pub(crate) fn not_found() -> Response {
+    error(404, "404", "Resource not found")
 }
