@@ -1462,3 +1462,55 @@ async fn a_base_model_whose_fine_tuning_retired_is_refused_at_intake_and_one_ret
         run.flags
     );
 }
+
+#[tokio::test]
+async fn keepwarm_with_a_spoke_that_never_answers_ends_within_its_budget_and_records_it() {
+    let mut e = env().await;
+    e.to_dev("s1", None).await;
+    // dev-eastus2 hangs on every call for longer than the client's whole retry budget (10 s).
+    e.client
+        .post(format!("{}/_emulator/timings", e.emulator))
+        .json(
+            &json!({"file_processing_ms": 20, "job_queue_ms": 20, "job_training_ms": 100,
+                      "deployment_ms": 20, "hang_ms": 30_000}),
+        )
+        .send()
+        .await
+        .expect("timings");
+    e.client
+        .post(format!("{}/_emulator/faults", e.emulator))
+        .json(&json!({"account": "dev-eastus2", "rate_timeout": 1.0}))
+        .send()
+        .await
+        .expect("faults");
+    e.pipeline.keepalive_budget = Duration::from_secs(2);
+    let started = std::time::Instant::now();
+    let out = e.pipeline.keep_warm().await.expect("a pass ends");
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(9),
+        "bounded by the 2 s budget, not the 10 s retry budget per call: {took:?}"
+    );
+    let Value::Object(report) = first(&out) else {
+        panic!("no report");
+    };
+    let unreachable = report["unreachable"].to_string();
+    assert!(
+        unreachable.contains("dev-eastus2") && unreachable.contains("KeepWarm budget"),
+        "{unreachable}"
+    );
+    assert_eq!(
+        report["pinged"], 1,
+        "the other Dev region was pinged: {report:?}"
+    );
+    let account = inventory::account(e.pipeline.store.as_ref(), "dev-eastus2")
+        .await
+        .expect("inventory");
+    assert!(
+        account
+            .deployments
+            .values()
+            .all(|d| d.health == Health::Failing),
+        "recorded as failing"
+    );
+}

@@ -32,14 +32,18 @@ impl Pipeline {
     /// Storage failures; a deployment's own failure is recorded and reported.
     pub async fn keep_warm(&self) -> Result<Emitted, PipelineError> {
         use futures_util::future::join_all;
-        let deadline = tokio::time::Instant::now() + self.keepalive_budget;
+        let start = tokio::time::Instant::now();
+        let deadline = start + self.keepalive_budget;
+        // Listing gets a third of the budget: a Spoke that never answers must not leave the
+        // pings of every other Spoke without time.
+        let listed_by = start + self.keepalive_budget / 3;
         let estate = inventory::estate(self.store.as_ref(), &self.topology).await?;
         let mut unreachable = Vec::new();
         let mut unmanaged_seen = Vec::new();
         // List every Spoke at once: unmanaged deployments, and managed ones the inventory
         // lost (tagged by fthub, adopted back).
         let listings = join_all(estate.spokes.iter().map(|(_, spoke, _)| async move {
-            let list = tokio::time::timeout_at(deadline, self.arm.list(spoke)).await;
+            let list = tokio::time::timeout_at(listed_by, self.arm.list(spoke)).await;
             (spoke, list)
         }))
         .await;
