@@ -29,16 +29,8 @@ fn late_example() -> (String, String) {
     (last("user"), last("assistant"))
 }
 
-fn spec(model: &str) -> DeploymentSpec {
-    DeploymentSpec {
-        model: model.into(),
-        version: "1".into(),
-        sku: sku::GLOBAL_STANDARD.into(),
-        capacity: 10,
-        source: None,
-        source_account: None,
-        tags: Default::default(),
-    }
+fn gs(model: &str) -> DeploymentSpec {
+    spec(model, sku::GLOBAL_STANDARD, 10)
 }
 
 #[tokio::test]
@@ -56,13 +48,13 @@ async fn a_checkpoint_deploys_by_its_id_and_answers_as_that_checkpoint() {
     arm.put(
         &hub_account,
         "final",
-        &spec(job.fine_tuned_model.as_deref().expect("model")),
+        &gs(job.fine_tuned_model.as_deref().expect("model")),
         None,
     )
     .await
     .expect("deploy the model");
     let early = arm
-        .put(&hub_account, "epoch-1", &spec(&first_epoch.id), None)
+        .put(&hub_account, "epoch-1", &gs(&first_epoch.id), None)
         .await
         .expect("deploy the checkpoint by id");
     assert_eq!(
@@ -92,7 +84,7 @@ async fn a_checkpoint_deploys_by_its_id_and_answers_as_that_checkpoint() {
         .put(
             &hub_account,
             "nope",
-            &spec("ftchkpt-00000000000000000000000000000000"),
+            &gs("ftchkpt-00000000000000000000000000000000"),
             None,
         )
         .await
@@ -112,17 +104,7 @@ async fn a_running_job_pauses_with_a_checkpoint_and_resumes_on_preview_surfaces_
     };
     let env = Env::start(slow, policy(5000)).await;
     let hub = env.plane("hub", Surface::Dated(GA_API_VERSION.into()));
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = FsBlobStore::new(dir.path());
-    store
-        .put("datasets", "t.jsonl", TRAIN.as_bytes(), Condition::None)
-        .await
-        .expect("put");
-    let file = hub
-        .upload_file("t.jsonl", &store, "datasets", "t.jsonl")
-        .await
-        .expect("upload");
-    until(async || hub.get_file(&file.id).await.ok().filter(|f| f.is_ready())).await;
+    let file = uploaded(&hub, "t.jsonl").await;
     let job = hub
         .create_job(&CreateJob {
             model: "gpt-4.1-mini-2025-04-14".into(),
@@ -251,7 +233,7 @@ async fn the_models_api_gives_retirement_dates_and_knows_only_real_models() {
 
     let arm = env.arm();
     let unknown = arm
-        .put(&env.account("hub"), "x", &spec("gpt-9-imaginary"), None)
+        .put(&env.account("hub"), "x", &gs("gpt-9-imaginary"), None)
         .await
         .expect_err("Azure refuses to deploy a model it does not have");
     assert!(

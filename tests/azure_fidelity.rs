@@ -2,10 +2,9 @@
 //! Azure refuses (raw HTTP), and our clients do what Azure needs (through the adapters).
 
 use fthub::adapters::azure::dataplane::{GA_API_VERSION, Surface};
-use fthub::adapters::local::blob::FsBlobStore;
-use fthub::domain::aoai::{CreateJob, DeploymentSpec, JobPhase, TrainingMethod, sku};
+use fthub::domain::aoai::{CreateJob, JobPhase, TrainingMethod, sku};
 use fthub::local::emulator::world::Timings;
-use fthub::ports::{BlobStore, Condition, Deployments, Hub, Inference};
+use fthub::ports::{Deployments, Hub, Inference};
 use serde_json::{Value, json};
 
 mod emulator_env;
@@ -113,18 +112,14 @@ async fn our_client_returns_from_a_delete_only_when_the_deployment_is_gone() {
     let env = Env::start(fast(), policy(5000)).await;
     let arm = env.arm();
     let hub = env.account("hub");
-    let spec = DeploymentSpec {
-        model: "gpt-4.1-mini".into(),
-        version: "1".into(),
-        sku: sku::GLOBAL_STANDARD.into(),
-        capacity: 1,
-        source: None,
-        source_account: None,
-        tags: Default::default(),
-    };
-    arm.put(&hub, "short-lived", &spec, None)
-        .await
-        .expect("deploy");
+    arm.put(
+        &hub,
+        "short-lived",
+        &spec("gpt-4.1-mini", sku::GLOBAL_STANDARD, 1),
+        None,
+    )
+    .await
+    .expect("deploy");
     assert!(arm.delete(&hub, "short-lived").await.expect("delete"));
     assert_eq!(
         arm.get(&hub, "short-lived").await.expect("get"),
@@ -157,18 +152,14 @@ async fn developer_tier_needs_the_2025_07_01_preview_api_version_and_our_client_
     assert_eq!(body["error"]["code"], "InvalidResourceProperties");
 
     let arm = env.arm();
-    let spec = DeploymentSpec {
-        model: "gpt-4.1-mini".into(),
-        version: "1".into(),
-        sku: sku::DEVELOPER.into(),
-        capacity: 50,
-        source: None,
-        source_account: None,
-        tags: Default::default(),
-    };
-    arm.put(&env.account("hub"), "dev-try", &spec, None)
-        .await
-        .expect("developer deployment");
+    arm.put(
+        &env.account("hub"),
+        "dev-try",
+        &spec("gpt-4.1-mini", sku::DEVELOPER, 50),
+        None,
+    )
+    .await
+    .expect("developer deployment");
     let log = env.requests().await;
     let put = log
         .iter()
@@ -238,18 +229,14 @@ async fn a_preference_job_is_refused_on_the_ga_surface_and_our_client_sends_it_t
 async fn reasoning_models_are_refused_on_old_api_versions_and_our_client_moves_up() {
     let env = Env::start(fast(), policy(5000)).await;
     let arm = env.arm();
-    let spec = DeploymentSpec {
-        model: "o4-mini".into(),
-        version: "2025-04-16".into(),
-        sku: sku::GLOBAL_STANDARD.into(),
-        capacity: 10,
-        source: None,
-        source_account: None,
-        tags: Default::default(),
-    };
-    arm.put(&env.account("hub"), "reasoner", &spec, None)
-        .await
-        .expect("deploy");
+    arm.put(
+        &env.account("hub"),
+        "reasoner",
+        &spec("o4-mini", sku::GLOBAL_STANDARD, 10),
+        None,
+    )
+    .await
+    .expect("deploy");
     let raw = env
         .client
         .post(format!(
@@ -298,17 +285,8 @@ async fn create_through_lost_answers(hang_ms: u64) -> (usize, usize) {
     env.control("faults", json!({"account": "hub", "rate_lost_create": 1.0}))
         .await;
     let hub = env.plane("hub", Surface::Dated(GA_API_VERSION.into()));
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = FsBlobStore::new(dir.path());
-    store
-        .put("datasets", "t.jsonl", TRAIN.as_bytes(), Condition::None)
-        .await
-        .expect("put");
-    let file = hub
-        .upload_file("run-7f3a-train.jsonl", &store, "datasets", "t.jsonl")
-        .await
-        .expect("the lost upload is found by its name");
-    until(async || hub.get_file(&file.id).await.ok().filter(|f| f.is_ready())).await;
+    // The upload's answer is lost: the client finds the file by its name.
+    let file = uploaded(&hub, "run-7f3a-train.jsonl").await;
     let job = hub
         .create_job(&CreateJob {
             model: "gpt-4.1-mini-2025-04-14".into(),

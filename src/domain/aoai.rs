@@ -239,19 +239,7 @@ pub struct CreateJob {
     pub method: TrainingMethod,
 }
 
-/// Why a suffix is refused.
-pub fn check_suffix(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() || s.len() > 40 {
-        return Err("a suffix is 1 to 40 characters");
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err("a suffix uses only a-z, A-Z, 0-9, - and _");
-    }
-    Ok(())
-}
+pub use aoai_facts::rules::check_suffix;
 
 /// A job event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -381,8 +369,7 @@ pub fn parse_results_csv(text: &str) -> Result<Vec<MetricsRow>, ResultsError> {
 
 /// o-series models take `max_completion_tokens`; the rest `max_tokens`.
 pub fn uses_max_completion_tokens(model: &str) -> bool {
-    let m = model.to_ascii_lowercase();
-    m.starts_with("o1") || m.starts_with("o3") || m.starts_with("o4")
+    aoai_facts::rules::is_reasoning_model(model)
 }
 
 /// ARM SKU names for fine-tuned deployments.

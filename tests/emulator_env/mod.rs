@@ -9,7 +9,9 @@ use fthub::adapters::azure::arm::Arm;
 use fthub::adapters::azure::dataplane::{DataPlane, Surface};
 use fthub::adapters::azure::{Auth, Http, LocalTokens, RetryPolicy, Secret};
 use fthub::adapters::local::blob::FsBlobStore;
-use fthub::domain::aoai::{ChatMessage, ChatRequest, CreateJob, Hyperparameters, JobPhase};
+use fthub::domain::aoai::{
+    ChatMessage, ChatRequest, CreateJob, DeploymentSpec, FileObject, Hyperparameters, JobPhase,
+};
 use fthub::local::emulator::world::Timings;
 use fthub::local::emulator::{Emulator, builtin_accounts};
 use fthub::ports::{BlobStore, Condition, Hub};
@@ -150,25 +152,37 @@ pub fn ask(text: &str) -> ChatRequest {
     }
 }
 
-pub async fn train(env: &Env, hub: &DataPlane) -> (String, fthub::domain::aoai::Job) {
+/// Uploads the support sample as `filename` and waits until the Hub has processed it.
+pub async fn uploaded(hub: &DataPlane, filename: &str) -> FileObject {
     let dir = tempfile::tempdir().expect("tmp");
     let store = FsBlobStore::new(dir.path());
     store
-        .put(
-            "datasets",
-            "acme/s1/train.jsonl",
-            TRAIN.as_bytes(),
-            Condition::None,
-        )
+        .put("datasets", "train.jsonl", TRAIN.as_bytes(), Condition::None)
         .await
         .expect("put");
     let file = hub
-        .upload_file("train.jsonl", &store, "datasets", "acme/s1/train.jsonl")
+        .upload_file(filename, &store, "datasets", "train.jsonl")
         .await
         .expect("upload");
-    assert_eq!(file.status, "pending");
     assert_eq!(file.bytes, Some(TRAIN.len() as u64));
-    until(async || hub.get_file(&file.id).await.ok().filter(|f| f.is_ready())).await;
+    until(async || hub.get_file(&file.id).await.ok().filter(|f| f.is_ready())).await
+}
+
+/// A deployment of `model` with `sku` and `capacity`, same tenant.
+pub fn spec(model: &str, sku: &str, capacity: u32) -> DeploymentSpec {
+    DeploymentSpec {
+        model: model.into(),
+        version: "1".into(),
+        sku: sku.into(),
+        capacity,
+        source: None,
+        source_account: None,
+        tags: Default::default(),
+    }
+}
+
+pub async fn train(env: &Env, hub: &DataPlane) -> (String, fthub::domain::aoai::Job) {
+    let file = uploaded(hub, "train.jsonl").await;
     let job = hub
         .create_job(&CreateJob {
             model: "gpt-4.1-mini-2025-04-14".into(),

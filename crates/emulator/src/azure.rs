@@ -1,8 +1,6 @@
 //! Rules of Azure OpenAI the emulator enforces, written from the published specifications
 //! and Learn pages independently of fthub's client (which must agree with them to pass).
 
-use serde_json::Value;
-
 /// ARM SKU names of deployments (`sku.name`, compared case-insensitively as ARM does).
 pub mod sku {
     /// Regional standard.
@@ -50,36 +48,7 @@ pub const DATED_API_VERSIONS: &[&str] = &[
     "2025-04-01-preview",
 ];
 
-/// A job suffix: 1 to 40 characters of `a-z A-Z 0-9 - _`.
-pub fn check_suffix(s: &str) -> Result<(), &'static str> {
-    if s.is_empty() || s.len() > 40 {
-        return Err("a suffix is 1 to 40 characters");
-    }
-    if !s
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Err("a suffix uses only a-z, A-Z, 0-9, - and _");
-    }
-    Ok(())
-}
-
-/// Reasoning models (o1, o3, o4 families) take `max_completion_tokens`, not `max_tokens`.
-pub fn is_reasoning_model(model: &str) -> bool {
-    let m = model.to_ascii_lowercase();
-    m.starts_with("o1") || m.starts_with("o3") || m.starts_with("o4")
-}
-
-/// The tenant (`tid` claim) of an Entra-shaped JWT; `None` for an opaque token.
-pub fn token_tenant(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("tid")?.as_str().map(str::to_owned)
-}
+pub use aoai_facts::rules::{check_suffix, is_reasoning_model, token_tenant};
 
 /// Base models the emulated accounts list (`GET /openai/models`): id, creation date (the
 /// model version), and whether it can be fine-tuned. Retirement dates are the emulator's

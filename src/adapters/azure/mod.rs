@@ -116,15 +116,7 @@ impl TokenSource for LocalTokens {
 }
 
 /// The tenant (`tid` claim) of a JWT bearer token; `None` when the token is not a JWT.
-pub fn token_tenant(token: &str) -> Option<String> {
-    use base64::Engine as _;
-    let payload = token.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    let claims: Value = serde_json::from_slice(&bytes).ok()?;
-    claims.get("tid")?.as_str().map(str::to_owned)
-}
+pub use aoai_facts::rules::token_tenant;
 
 /// How to authenticate.
 #[derive(Debug, Clone)]

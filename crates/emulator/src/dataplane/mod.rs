@@ -294,13 +294,7 @@ pub(crate) async fn pause_job(
     uri: OriginalUri,
     q: Q,
 ) -> Response {
-    if !has_pause(&surface_of(&uri, &q)) {
-        return not_found();
-    }
-    match emu.with(|w| w.pause_job(&account, &id)) {
-        Ok(v) => Json(v).into_response(),
-        Err(r) => refusal(r),
-    }
+    pause_or_resume(&emu, &account, &id, &surface_of(&uri, &q), true)
 }
 
 pub(crate) async fn resume_job(
@@ -309,10 +303,27 @@ pub(crate) async fn resume_job(
     uri: OriginalUri,
     q: Q,
 ) -> Response {
-    if !has_pause(&surface_of(&uri, &q)) {
+    pause_or_resume(&emu, &account, &id, &surface_of(&uri, &q), false)
+}
+
+fn pause_or_resume(
+    emu: &Emulator,
+    account: &str,
+    id: &str,
+    surface: &str,
+    pause: bool,
+) -> Response {
+    if !has_pause(surface) {
         return not_found();
     }
-    match emu.with(|w| w.resume_job(&account, &id)) {
+    let done = emu.with(|w| {
+        if pause {
+            w.pause_job(account, id)
+        } else {
+            w.resume_job(account, id)
+        }
+    });
+    match done {
         Ok(v) => Json(v).into_response(),
         Err(r) => refusal(r),
     }

@@ -137,15 +137,13 @@ impl World {
         Ok(self.job_json(account, &id).unwrap_or(Value::Null))
     }
 
+    fn job(&self, account: &str, id: &str) -> Option<&Job> {
+        self.accounts.get(account)?.jobs.iter().find(|j| j.id == id)
+    }
+
     /// A job's JSON.
     pub fn job_json(&self, account: &str, id: &str) -> Option<Value> {
-        let j = self
-            .accounts
-            .get(account)?
-            .jobs
-            .iter()
-            .find(|j| j.id == id)?;
-        Some(job_value(j))
+        self.job(account, id).map(job_value)
     }
 
     /// Jobs newest first, paged by `after` (a job id) and `limit`.
@@ -159,11 +157,8 @@ impl World {
     pub fn cancel_job(&mut self, account: &str, id: &str) -> Result<Value, Refusal> {
         let now = self.now();
         let a = self.account_mut(account)?;
-        let j = a
-            .jobs
-            .iter_mut()
-            .find(|j| j.id == id)
-            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        let i = job_index(a, id)?;
+        let j = &mut a.jobs[i];
         if matches!(j.status.as_str(), "succeeded" | "failed" | "cancelled") {
             return Err(refuse(
                 409,
@@ -182,11 +177,7 @@ impl World {
     /// answers 204; a job still queued or training must be cancelled first.
     pub fn delete_job(&mut self, account: &str, id: &str) -> Result<(), Refusal> {
         let a = self.account_mut(account)?;
-        let i = a
-            .jobs
-            .iter()
-            .position(|j| j.id == id)
-            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        let i = job_index(a, id)?;
         if !matches!(
             a.jobs[i].status.as_str(),
             "succeeded" | "failed" | "cancelled"
@@ -208,11 +199,7 @@ impl World {
         let now = self.now();
         let training_ms = self.timings.job_training_ms.max(1);
         let a = self.account_mut(account)?;
-        let i = a
-            .jobs
-            .iter()
-            .position(|j| j.id == id)
-            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        let i = job_index(a, id)?;
         let j = &a.jobs[i];
         let trained = j.started.map(|s| now - s).filter(|d| *d > Duration::zero());
         let Some(trained) = trained.filter(|_| j.status == "running") else {
@@ -237,11 +224,8 @@ impl World {
     /// Resumes a paused job: `resuming`, then `running` when the account's slot is free.
     pub fn resume_job(&mut self, account: &str, id: &str) -> Result<Value, Refusal> {
         let a = self.account_mut(account)?;
-        let j = a
-            .jobs
-            .iter_mut()
-            .find(|j| j.id == id)
-            .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))?;
+        let i = job_index(a, id)?;
+        let j = &mut a.jobs[i];
         if j.status != "paused" {
             return Err(refuse(
                 400,
@@ -262,12 +246,7 @@ impl World {
         after: Option<&str>,
         limit: usize,
     ) -> Option<Value> {
-        let j = self
-            .accounts
-            .get(account)?
-            .jobs
-            .iter()
-            .find(|j| j.id == id)?;
+        let j = self.job(account, id)?;
         let items = if checkpoints {
             j.checkpoints.clone()
         } else {
@@ -408,4 +387,11 @@ fn checkpoint_so_far(account: &mut Account, i: usize, share: f64, now: DateTime<
             "metrics": {"step": step as f64},
         }),
     );
+}
+
+fn job_index(a: &Account, id: &str) -> Result<usize, Refusal> {
+    a.jobs
+        .iter()
+        .position(|j| j.id == id)
+        .ok_or_else(|| refuse(404, "notFound", format!("job {id} not found")))
 }
