@@ -216,7 +216,7 @@ fn the_event_grid_subscription_is_created_after_the_code_package_not_with_the_in
             .find("config-zip")
             .expect("README deploys the package"),
         readme
-            .find("infra/subscription.bicep")
+            .find("-f infra/subscription.bicep")
             .expect("README subscribes"),
     );
     assert!(
