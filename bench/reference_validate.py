@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Reference implementation of fthub's dataset rules with `json` + `tiktoken`, written
-independently of the Rust code from the rules in the README. It is the yardstick for the
+independently of the Rust code from the rules in docs/validation.md. It is the yardstick for the
 golden tests (tests/golden/*.json) and for the throughput benchmark (bench/validate.sh).
 
 usage: reference_validate.py FILE [--model M] [--method supervised|dpo] [--epochs N]

@@ -1,5 +1,5 @@
 // The Event Grid subscription BlobCreated in `datasets` → DatasetArrived. Deployed AFTER the
-// function app's code package (deploy.yml's `events` job, the README runbook): Event Grid
+// function app's code package (deploy.yml's `events` job, docs/runbook.md): Event Grid
 // validates an AzureFunction endpoint when the subscription is created, so the function must
 // already exist. Matches eventgrid.json, the local host's subscription.
 param prefix string

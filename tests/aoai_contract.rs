@@ -1,5 +1,5 @@
 //! Contract tests: what the client puts on the wire and what it reads back are pinned to
-//! the examples in the reference (aoai-ft-api.md), independently of the emulator, so the
+//! the examples in the published Azure OpenAI REST specifications, independently of the emulator, so the
 //! client and the emulator cannot drift away from Azure together.
 
 use std::sync::{Arc, Mutex};

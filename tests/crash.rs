@@ -149,6 +149,8 @@ impl Story {
                             approver,
                             "--reason",
                             "crash test",
+                            // The harness kills the host meanwhile; it follows the run itself.
+                            "--no-wait",
                         ])
                         .arg("--key")
                         .arg(common::repo().join(format!("samples/keys/{approver}.key")))

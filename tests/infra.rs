@@ -210,19 +210,16 @@ fn the_event_grid_subscription_is_created_after_the_code_package_not_with_the_in
         code < wait && wait < subscribe,
         "code, then wait, then subscribe"
     );
-    let readme = read("README.md");
+    let runbook = read("docs/runbook.md");
     let (pkg, sub) = (
-        readme
+        runbook
             .find("config-zip")
-            .expect("README deploys the package"),
-        readme
+            .expect("the runbook deploys the package"),
+        runbook
             .find("-f infra/subscription.bicep")
-            .expect("README subscribes"),
+            .expect("the runbook subscribes"),
     );
-    assert!(
-        pkg < sub,
-        "the README runbook subscribes after deploying the code"
-    );
+    assert!(pkg < sub, "the runbook subscribes after deploying the code");
 }
 
 #[test]

@@ -59,7 +59,19 @@ fn shell_completions_name_every_subcommand() {
     assert!(out.status.success());
     let script = String::from_utf8_lossy(&out.stdout);
     for sub in [
-        "serve", "dev", "demo", "submit", "approve", "status", "storage", "validate", "keygen",
+        "serve",
+        "dev",
+        "demo",
+        "submit",
+        "approve",
+        "status",
+        "storage",
+        "validate",
+        "keygen",
+        "init",
+        "wait",
+        "runs",
+        "deadletters",
     ] {
         assert!(
             script.contains(sub),

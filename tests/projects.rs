@@ -208,6 +208,8 @@ impl Estate {
             key.display().to_string(),
             "--reason".into(),
             "ok".into(),
+            // The test follows the run itself.
+            "--no-wait".into(),
             "--home".into(),
             self.home.path().display().to_string(),
         ];

@@ -1,5 +1,5 @@
 //! `fthub serve` driven over real HTTP with envelopes built by the host's rules
-//! (reference/functions-contract.md §2–3): double-encoded strings, stringly numbers,
+//! (docs/handler.md): double-encoded strings, stringly numbers,
 //! Event Grid, Service Bus, timer and HTTP payloads, and malformed ones.
 
 mod common;

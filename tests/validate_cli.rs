@@ -279,7 +279,7 @@ fn a_policy_file_turns_warnings_into_rejections() {
 }
 
 #[test]
-fn report_directory_gets_json_and_markdown() {
+fn report_directory_gets_json_markdown_and_the_pipelines_html() {
     let dir = tempfile::tempdir().expect("tmp");
     let d = dir.path().join("reports");
     let out = fthub(&[
@@ -299,4 +299,45 @@ fn report_directory_gets_json_and_markdown() {
         "{md}"
     );
     assert!(!md.contains("AKIAIOSFODNN7EXAMPLE"));
+    let html = std::fs::read_to_string(d.join("validation.html")).expect("html");
+    assert!(
+        html.starts_with("<!doctype html>") && html.contains("bad_json"),
+        "{html}"
+    );
+    assert!(!html.contains("AKIAIOSFODNN7EXAMPLE"));
+}
+
+#[test]
+fn text_output_names_the_line_of_every_finding_and_hints_at_dpo_for_preference_data() {
+    let out = fthub(&["validate", "samples/broken/train.jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "aws_access_key (reject): line 9",
+        "email (warn): line 8",
+        "line 3: bad_json",
+        "repeats line",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("AKIAIOSFODNN7EXAMPLE"),
+        "findings stay masked"
+    );
+    let out = fthub(&["validate", "samples/preferences/train.jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("--method dpo"), "{text}");
+    let out = fthub(&[
+        "validate",
+        "--method",
+        "dpo",
+        "samples/preferences/train.jsonl",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }

@@ -45,7 +45,7 @@ fn free_port() -> std::io::Result<u16> {
 /// Prints a step heading with the time since the demo started.
 fn step(n: usize, text: &str) {
     let t = STARTED.get().map_or(0.0, |s| s.elapsed().as_secs_f64());
-    println!("\n[{n}] {text}   (t = {t:.1} s)");
+    crate::commands::outln!("\n[{n}] {text}   (t = {t:.1} s)");
 }
 
 static STARTED: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
@@ -266,7 +266,7 @@ pub async fn run(opts: DemoOptions) -> Result<(), String> {
     let temp = tempdir_path();
     let home = opts.home.clone().unwrap_or(temp);
     std::fs::create_dir_all(&home).map_err(|e| e.to_string())?;
-    println!("fthub demo — state in {}", home.display());
+    crate::commands::outln!("fthub demo — state in {}", home.display());
 
     step(
         1,
@@ -286,14 +286,15 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         for a in state["accounts"].as_array().into_iter().flatten() {
             dev.control("faults", json!({"account": a["name"], "rate_429": share, "rate_500": share, "rate_timeout": share, "rate_lost_create": share, "retry_after_ms": 100})).await?;
         }
-        println!(
+        crate::commands::outln!(
             "    injecting faults on every account: {:.0}% of Azure OpenAI requests fail (429, 500, timeout), and as many creates take effect with their answer lost",
             opts.faults * 100.0
         );
     }
-    println!(
+    crate::commands::outln!(
         "    HTTP functions at {}/api/ · emulator at {}",
-        dev.http, dev.emulator
+        dev.http,
+        dev.emulator
     );
 
     step(
@@ -302,7 +303,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     );
     let sample = opts.app.join("samples/classification");
     let store = crate::adapters::local::blob::FsBlobStore::new(home.join("storage"));
-    let written = ops::submit(
+    let written = crate::commands::submit::submit(
         &store,
         &sample,
         "support-routing",
@@ -311,7 +312,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     )
     .await
     .map_err(|e| e.to_string())?;
-    println!("    uploaded {}", written.join(", "));
+    crate::commands::outln!("    uploaded {}", written.join(", "));
 
     step(
         3,
@@ -338,13 +339,13 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     )
     .await?;
     let run = dev.run_doc(&run_id).await?;
-    println!(
+    crate::commands::outln!(
         "    run {run_id}: {} valid training examples, {} tokens, job {}",
         run["validation"]["training_examples"],
         run["validation"]["training_tokens"],
         run["job_id"].as_str().unwrap_or("?")
     );
-    println!(
+    crate::commands::outln!(
         "    validation report: {}/storage/reports/{run_id}/validation.md",
         home.display()
     );
@@ -359,7 +360,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         let r = dev.run_doc(&run_id).await?;
         let status = r["job_status"].as_str().unwrap_or("pending").to_owned();
         if status != last_status {
-            println!("    job status: {status}");
+            crate::commands::outln!("    job status: {status}");
             last_status = status;
         }
         match r["stage"].as_str() {
@@ -370,7 +371,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     })
     .await?;
     let run = dev.run_doc(&run_id).await?;
-    println!(
+    crate::commands::outln!(
         "    model {} · {} steps, loss {:.3} → {:.3}",
         run["fine_tuned_model"].as_str().unwrap_or("?"),
         run["metrics"]["steps"],
@@ -395,7 +396,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     })
     .await?;
     let run = dev.run_doc(&run_id).await?;
-    println!(
+    crate::commands::outln!(
         "    candidate {:.2} vs baseline {:.2} → passed · report: {}/storage/reports/{run_id}/evaluation.md",
         run["evaluation"]["score"].as_f64().unwrap_or(0.0),
         run["evaluation"]["baseline_score"].as_f64().unwrap_or(0.0),
@@ -433,7 +434,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         8,
         "A forged Prod approval (signed with another key in release-manager's name) is refused and audited",
     );
-    ops::approve(
+    crate::commands::approve::sign_and_publish(
         &ops::Publisher::Local(crate::adapters::local::bus::LocalBus::new(home.join("bus"))),
         &run_id,
         "prod",
@@ -457,7 +458,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         .and_then(|h| h.iter().rev().find(|t| t["to"] == "approval_refused"))
         .cloned()
         .unwrap_or_default();
-    println!("    refused: {}", refusal["detail"].as_str().unwrap_or(""));
+    crate::commands::outln!("    refused: {}", refusal["detail"].as_str().unwrap_or(""));
     if run["stage"] != "test" {
         return Err("the forged approval moved the run".into());
     }
@@ -484,7 +485,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     );
     let second = submit_and_reach_dev(dev, opts, home, "claims-triage", "samples/triage").await?;
     let run2 = dev.run_doc(&second).await?;
-    println!(
+    crate::commands::outln!(
         "    run {second}: candidate {:.2} vs its own baselines {:.2} (support-routing's Prod model is not one of them)",
         run2["evaluation"]["score"].as_f64().unwrap_or(0.0),
         run2["evaluation"]["baseline_score"].as_f64().unwrap_or(0.0),
@@ -510,7 +511,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
             .filter(|e| !p["current"][**e].is_null())
             .map(|e| (*e).to_owned())
             .collect();
-        println!(
+        crate::commands::outln!(
             "    project {} ({}) serves in {}",
             p["name"].as_str().unwrap_or("?"),
             p["deployment"].as_str().unwrap_or("?"),
@@ -534,12 +535,14 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
         if day == 8 {
             for (account, deployment) in deleted {
                 delete_behind_the_back(dev, account, deployment).await?;
-                println!("    day 8: {account}/{deployment} deleted behind the pipeline's back");
+                crate::commands::outln!(
+                    "    day 8: {account}/{deployment} deleted behind the pipeline's back"
+                );
             }
         }
         dev.run_timer("KeepWarm").await?;
         let (healthy, _) = deployments(dev).await?;
-        println!(
+        crate::commands::outln!(
             "    day {day}: keepalive pinged every deployment of both projects, {healthy}/10 healthy"
         );
     }
@@ -571,7 +574,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
     if alive != 10 {
         return Err(format!("after 16 days {alive}/10 deployments are alive"));
     }
-    println!(
+    crate::commands::outln!(
         "    after 16 days all 10 deployments of both projects are alive; both deleted ones were restored from their Hub models"
     );
 
@@ -583,7 +586,7 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
             account_id(dev, account).await?
         ));
     }
-    println!("    {}", dev.effects_once(2, &restored).await?);
+    crate::commands::outln!("    {}", dev.effects_once(2, &restored).await?);
     let endpoints = ops::status(&dev.http, "endpoints")
         .await
         .map_err(|e| e.to_string())?;
@@ -601,16 +604,16 @@ async fn story(dev: &Dev, opts: &DemoOptions, home: &Path, started: Instant) -> 
             format!("{project}: {}", per_env.join(", "))
         })
         .collect();
-    println!(
+    crate::commands::outln!(
         "    healthy endpoints (a gateway backend pool per project and environment): {}",
         pools.join("; ")
     );
-    println!(
+    crate::commands::outln!(
         "    audit trail: {}/api/status/audit/{run_id} · reports in {}/storage/reports/{run_id}/",
         dev.http,
         home.display()
     );
-    println!(
+    crate::commands::outln!(
         "\nAll steps passed in {:.1} s.",
         started.elapsed().as_secs_f64()
     );
@@ -626,7 +629,7 @@ async fn submit_and_reach_dev(
     sample: &str,
 ) -> Result<String, String> {
     let store = crate::adapters::local::blob::FsBlobStore::new(home.join("storage"));
-    ops::submit(
+    crate::commands::submit::submit(
         &store,
         &opts.app.join(sample),
         project,
@@ -739,9 +742,17 @@ async fn approve_and_wait(
 ) -> Result<(), String> {
     let key = keys.join(format!("{approver}.key"));
     let bus = ops::Publisher::Local(crate::adapters::local::bus::LocalBus::new(home.join("bus")));
-    ops::approve(&bus, run_id, env, Decision::Approve, approver, &key, reason)
-        .await
-        .map_err(|e| e.to_string())?;
+    crate::commands::approve::sign_and_publish(
+        &bus,
+        run_id,
+        env,
+        Decision::Approve,
+        approver,
+        &key,
+        reason,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     dev.wait_for(env, Duration::from_secs(120), async || {
         Ok(dev.run_doc(run_id).await?["stage"] == env)
     })
@@ -754,7 +765,7 @@ fn print_regions(run: &Value, env: &str) {
         .into_iter()
         .flatten()
     {
-        println!(
+        crate::commands::outln!(
             "    {env}/{region}: {} on {} ({})",
             r["deployment"].as_str().unwrap_or(""),
             r["account"].as_str().unwrap_or(""),

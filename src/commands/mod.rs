@@ -1,8 +1,35 @@
-//! Command-line commands that are more than a call into the library.
+//! What the command-line commands do, apart from parsing their arguments (`src/cli/`).
 
+pub mod approve;
 pub mod demo;
+pub mod init;
 pub mod ops;
 pub mod runs;
 pub mod storage;
+pub mod submit;
 pub mod tables;
 pub mod validate;
+
+/// Writes `text` to stdout. A reader that went away (`fthub status --json | head -1`) ends
+/// the process quietly with success, as Unix tools do, instead of panicking on the broken
+/// pipe; any other write failure ends it with exit code 2.
+pub fn emit(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("fthub: cannot write the output: {e}");
+            std::process::exit(2)
+        }
+    }
+}
+
+/// `println!` through [`emit`].
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::commands::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+pub(crate) use outln;

@@ -1,6 +1,7 @@
-//! `fthub submit`, `fthub approve`, `fthub status` and `fthub storage`: in local mode on
-//! the storage and bus `fthub dev` serves; in Azure mode (`--storage`, `--bus`) through the
-//! same SDK adapters the handler uses, signed in with the developer's Entra identity.
+//! What the commands share: the bus approvals and replays are published on, the Status
+//! API, and following a run. In local mode on the storage and bus `fthub dev` serves; in
+//! Azure mode (`--storage`, `--bus`, `--url`) through the same SDK adapters the handler
+//! uses, signed in with the developer's Entra identity.
 
 use std::path::Path;
 
@@ -10,9 +11,7 @@ use crate::adapters::azure::credential::Entra;
 use crate::adapters::azure::servicebus::{BusSendError, ServiceBusSender};
 use crate::adapters::azure::{Http, RetryPolicy};
 use crate::adapters::local::bus::LocalBus;
-use crate::domain::approval::{Approval, Decision, parse_signing_key};
-use crate::domain::dataset_path::DATASETS_CONTAINER;
-use crate::ports::{BlobStore, Condition, OutgoingMessage};
+use crate::ports::OutgoingMessage;
 
 /// Failures of the local commands, each with the next step for the user.
 #[derive(Debug, thiserror::Error)]
@@ -53,66 +52,11 @@ pub enum OpsError {
     },
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, OpsError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, OpsError> {
     std::fs::read(path).map_err(|source| OpsError::Read {
         path: path.display().to_string(),
         source,
     })
-}
-
-/// Uploads a submission directory: data files first, `manifest.json` last (it starts the
-/// run). Records the submitter in the manifest. Returns the blob names written.
-///
-/// # Errors
-/// A missing manifest or data file; storage failures.
-pub async fn submit(
-    store: &dyn BlobStore,
-    dir: &Path,
-    project: &str,
-    submission: &str,
-    submitter: &str,
-) -> Result<Vec<String>, OpsError> {
-    let manifest_path = dir.join("manifest.json");
-    let mut manifest: Value = serde_json::from_slice(&read(&manifest_path)?)
-        .map_err(|e| OpsError::Usage(format!("{} is not JSON: {e}", manifest_path.display())))?;
-    let obj = manifest
-        .as_object_mut()
-        .ok_or_else(|| OpsError::Usage("manifest.json must be an object".into()))?;
-    obj.entry("submitted_by")
-        .or_insert_with(|| Value::String(submitter.to_owned()));
-    let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
-    let files: Vec<String> =
-        std::iter::once(text("training_file").unwrap_or_else(|| "train.jsonl".into()))
-            .chain(text("validation_file"))
-            .chain(text("eval_file"))
-            .collect();
-    let mut written = Vec::new();
-    for f in &files {
-        let name = format!("{project}/{submission}/{f}");
-        let path = dir.join(f);
-        if !path.is_file() {
-            return Err(OpsError::Usage(format!(
-                "{} is named by manifest.json but missing",
-                path.display()
-            )));
-        }
-        // Streamed: a large dataset is never held in memory.
-        store
-            .put_file(DATASETS_CONTAINER, &name, &path, Condition::None)
-            .await?;
-        written.push(name);
-    }
-    let name = format!("{project}/{submission}/manifest.json");
-    store
-        .put(
-            DATASETS_CONTAINER,
-            &name,
-            &serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-            Condition::None,
-        )
-        .await?;
-    written.push(name);
-    Ok(written)
 }
 
 /// Where approvals are published.
@@ -160,52 +104,6 @@ impl Publisher {
     }
 }
 
-/// Signs an approval with the key file and publishes it on the `approvals` queue, with
-/// MessageId = nonce (duplicate detection), CorrelationId = run id, Subject
-/// `approval.{env}`.
-///
-/// # Errors
-/// An unreadable or invalid key; bus failures.
-#[allow(clippy::too_many_arguments)]
-pub async fn approve(
-    publisher: &Publisher,
-    run_id: &str,
-    env: &str,
-    decision: Decision,
-    approver: &str,
-    key_file: &Path,
-    reason: &str,
-) -> Result<Approval, OpsError> {
-    let key_text = String::from_utf8(read(key_file)?)
-        .map_err(|_| OpsError::Usage("the key file is not text".into()))?;
-    let key = parse_signing_key(&key_text).ok_or_else(|| {
-        OpsError::Usage(format!(
-            "{} is not an fthub key (create one with `fthub keygen`)",
-            key_file.display()
-        ))
-    })?;
-    let approval = Approval {
-        run_id: run_id.to_owned(),
-        environment: env.to_owned(),
-        decision,
-        approver: approver.to_owned(),
-        reason: reason.to_owned(),
-        issued_at: chrono::Utc::now(),
-        nonce: uuid::Uuid::new_v4().to_string(),
-    };
-    let signed = approval.clone().sign(&key);
-    let msg = OutgoingMessage {
-        body: serde_json::to_string(&signed).unwrap_or_default(),
-        message_id: Some(approval.nonce.clone()),
-        correlation_id: Some(run_id.to_owned()),
-        subject: Some(format!("approval.{env}")),
-        content_type: Some("application/json".into()),
-        ..Default::default()
-    };
-    publisher.send("approvals", msg).await?;
-    Ok(approval)
-}
-
 /// GETs `{base}/api/status/{path}`.
 ///
 /// # Errors
@@ -241,24 +139,6 @@ pub async fn status_with_key(base: &str, path: &str, key: Option<&str>) -> Resul
         return Err(api(format!("HTTP {code}")));
     }
     Ok(v)
-}
-
-/// A table of runs for the terminal.
-pub fn runs_table(v: &Value) -> String {
-    let mut s = format!(
-        "{:<44} {:<18} {:<16} {}\n",
-        "RUN", "STAGE", "SUBMITTED BY", "MODEL"
-    );
-    for r in v["runs"].as_array().into_iter().flatten() {
-        s.push_str(&format!(
-            "{:<44} {:<18} {:<16} {}\n",
-            r["id"].as_str().unwrap_or(""),
-            r["stage"].as_str().unwrap_or(""),
-            r["submitted_by"].as_str().unwrap_or(""),
-            r["model"].as_str().unwrap_or("-")
-        ));
-    }
-    s
 }
 
 /// The order runs move through; `wait` is done once the run is at or past the target.
@@ -299,6 +179,39 @@ pub fn progress_line(run: &Value) -> String {
     line
 }
 
+/// How long `wait` lets a run not exist yet: a submission is validated before its run is
+/// created, and a large dataset takes a while.
+const NOT_YET_CREATED: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Why a wait ended without the run reaching its target.
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    /// The command could not watch (bad `--for`, the API did not answer).
+    #[error(transparent)]
+    Ops(#[from] OpsError),
+    /// No such run.
+    #[error("no run {0}; `fthub runs list` lists them")]
+    NotFound(String),
+    /// The run stopped at a stage it does not leave by itself.
+    #[error("run {run} stopped at {stage}; `fthub status {run}` shows why")]
+    Stopped {
+        /// Run.
+        run: String,
+        /// Where it stopped.
+        stage: String,
+    },
+    /// Time ran out.
+    #[error("run {run} is still at {stage} after {seconds} s")]
+    TimedOut {
+        /// Run.
+        run: String,
+        /// Where it is.
+        stage: String,
+        /// How long we waited.
+        seconds: u64,
+    },
+}
+
 /// Polls a run until it reaches `target` (or any later stage), fails, or `timeout` passes.
 /// A spinner on a terminal, one line per change otherwise.
 ///
@@ -310,7 +223,7 @@ pub async fn wait(
     run_id: &str,
     target: &str,
     timeout: std::time::Duration,
-) -> Result<Value, OpsError> {
+) -> Result<Value, WaitError> {
     use std::io::IsTerminal as _;
     let want = PROGRESS
         .iter()
@@ -327,9 +240,19 @@ pub async fn wait(
         let v = status_with_key(base, &format!("runs/{run_id}"), key).await?;
         let run = &v["run"];
         if !run.is_object() {
-            return Err(OpsError::Usage(format!(
-                "no run {run_id}; `fthub status` lists them"
-            )));
+            // Just submitted: intake creates the run once it has validated the data.
+            if started.elapsed() > timeout.min(NOT_YET_CREATED) {
+                return Err(WaitError::NotFound(run_id.to_owned()));
+            }
+            if last.is_empty() {
+                last = "waiting for intake to create the run".into();
+                match &spinner {
+                    Some(s) => s.set_message(last.clone()),
+                    None => eprintln!("{run_id}: {last}"),
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            continue;
         }
         let line = progress_line(run);
         if line != last {
@@ -354,15 +277,17 @@ pub async fn wait(
             if let Some(s) = spinner {
                 s.abandon_with_message(last);
             }
-            return Err(OpsError::Usage(format!(
-                "run {run_id} stopped at {stage}; `fthub status {run_id}` shows why"
-            )));
+            return Err(WaitError::Stopped {
+                run: run_id.to_owned(),
+                stage: stage.to_owned(),
+            });
         }
         if started.elapsed() > timeout {
-            return Err(OpsError::Usage(format!(
-                "run {run_id} is still at {stage} after {} s",
-                timeout.as_secs()
-            )));
+            return Err(WaitError::TimedOut {
+                run: run_id.to_owned(),
+                stage: stage.to_owned(),
+                seconds: timeout.as_secs(),
+            });
         }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }

@@ -86,7 +86,7 @@ pub async fn run(action: Action) -> Result<(), StorageCmdError> {
                     .put(c, &probe, b"probe", Condition::IfNotExists)
                     .await?;
                 store.delete(c, &probe, Condition::None).await?;
-                println!("ok  {c:<10} list ({n} blobs), write, delete");
+                crate::commands::outln!("ok  {c:<10} list ({n} blobs), write, delete");
             }
             Ok(())
         }
@@ -98,11 +98,11 @@ pub async fn run(action: Action) -> Result<(), StorageCmdError> {
                     .iter()
                     .map(|p| serde_json::json!({"name": p.name, "bytes": p.content_length, "etag": p.etag, "last_modified": p.last_modified}))
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                crate::commands::outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
                 return Ok(());
             }
             for p in blobs {
-                println!(
+                crate::commands::outln!(
                     "{:>12}  {}  {}",
                     p.content_length,
                     p.last_modified.format("%Y-%m-%d %H:%M:%S"),
@@ -158,7 +158,13 @@ pub async fn run(action: Action) -> Result<(), StorageCmdError> {
                     break;
                 }
                 hasher.update(&buf[..n]);
-                out.write_all(&buf[..n]).await.map_err(io)?;
+                match out.write_all(&buf[..n]).await {
+                    // `fthub storage get … | head`: the reader has what it wanted.
+                    Err(e) if output.is_none() && e.kind() == std::io::ErrorKind::BrokenPipe => {
+                        std::process::exit(0)
+                    }
+                    r => r.map_err(io)?,
+                }
                 total += n as u64;
             }
             out.flush().await.map_err(io)?;

@@ -1,5 +1,5 @@
-//! `fthub validate FILE...`: exit 0 when every file is accepted, 1 when a dataset has
-//! errors, 2 on usage or I/O problems.
+//! `fthub validate FILE...`: the report as text, JSON or Markdown, and with `--report` the
+//! same `validation.json`, `validation.md` and `validation.html` the pipeline writes.
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -32,7 +32,7 @@ pub struct Args {
     pub method: Method,
     /// Output format.
     pub format: Format,
-    /// Directory for `validation.json` and `validation.md`.
+    /// Directory for `validation.json`, `validation.md` and `validation.html`.
     pub report: Option<PathBuf>,
     /// Policy file.
     pub policy: Option<PathBuf>,
@@ -40,14 +40,6 @@ pub struct Args {
     pub epochs: Option<u64>,
     /// Worker threads (default: all cores).
     pub threads: Option<usize>,
-}
-
-/// Exit code: usage or I/O problem.
-pub const EXIT_USAGE: i32 = 2;
-
-fn usage(msg: impl std::fmt::Display) -> i32 {
-    eprintln!("fthub validate: {msg}");
-    EXIT_USAGE
 }
 
 fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
@@ -58,28 +50,29 @@ fn load_policy(path: Option<&Path>) -> Result<Policy, String> {
         .map_err(|e| format!("cannot read policy {}: {e}", p.display()))?;
     Policy::from_json(&text).map_err(|e| {
         format!(
-            "policy {} is invalid: {e} (see README, \"Validation policy\")",
+            "policy {} is invalid: {e} (see docs/validation.md, \"Policy\")",
             p.display()
         )
     })
 }
 
-/// Runs the command and returns the exit code.
-pub fn run(args: Args) -> i32 {
+/// Validates and renders: the report in the asked format and its verdict; `Err` names a
+/// usage or I/O problem.
+///
+/// # Errors
+/// No files, an unknown model, an unreadable policy or file, an unwritable report directory.
+pub fn run(args: Args) -> Result<(String, Verdict), String> {
     if args.files.is_empty() {
-        return usage("name at least one JSONL file");
+        return Err("name at least one JSONL file".into());
     }
     let Some(spec) = model_spec(&args.model) else {
-        return usage(format!(
+        return Err(format!(
             "unknown model {:?}; known families: {}",
             args.model,
             known_models().join(", ")
         ));
     };
-    let policy = match load_policy(args.policy.as_deref()) {
-        Ok(p) => p,
-        Err(e) => return usage(e),
-    };
+    let policy = load_policy(args.policy.as_deref())?;
     let rules = Rules {
         model: args.model.clone(),
         spec,
@@ -101,26 +94,17 @@ pub fn run(args: Args) -> i32 {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let report = match report {
-        Ok(r) => r,
-        Err(e) => {
-            let cause = std::error::Error::source(&e)
-                .map(|s| format!(": {s}"))
-                .unwrap_or_default();
-            return usage(format!("{e}{cause}"));
-        }
-    };
-    if let Some(dir) = &args.report
-        && let Err(e) = write_reports(dir, &report)
-    {
-        return usage(format!("cannot write the report to {}: {e}", dir.display()));
+    let report = report.map_err(|e| {
+        let cause = std::error::Error::source(&e)
+            .map(|s| format!(": {s}"))
+            .unwrap_or_default();
+        format!("{e}{cause}")
+    })?;
+    if let Some(dir) = &args.report {
+        write_reports(dir, &report)
+            .map_err(|e| format!("cannot write the report to {}: {e}", dir.display()))?;
     }
-    print!("{}", render(&report, args.format));
-    if report.verdict == Verdict::Rejected {
-        1
-    } else {
-        0
-    }
+    Ok((render(&report, args.format), report.verdict))
 }
 
 fn progress_bar(args: &Args) -> Option<indicatif::ProgressBar> {
@@ -198,5 +182,10 @@ fn render(report: &SubmissionReport, format: Format) -> String {
 fn write_reports(dir: &Path, report: &SubmissionReport) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join("validation.json"), json_of(report) + "\n")?;
-    std::fs::write(dir.join("validation.md"), markdown_of(report))
+    std::fs::write(dir.join("validation.md"), markdown_of(report))?;
+    let title = report.files.first().map_or("", |f| f.file.as_str());
+    std::fs::write(
+        dir.join("validation.html"),
+        crate::views::reports::validation(title, report),
+    )
 }

@@ -85,7 +85,12 @@ pub fn generate_key() -> Result<(String, String), getrandom::Error> {
     let mut seed = [0u8; 32];
     getrandom::getrandom(&mut seed)?;
     let key = SigningKey::from_bytes(&seed);
-    Ok((B64.encode(seed), B64.encode(key.verifying_key().to_bytes())))
+    Ok((B64.encode(seed), public_key_of(&key)))
+}
+
+/// The public key (base64, as the topology lists it) of a signing key.
+pub fn public_key_of(key: &SigningKey) -> String {
+    B64.encode(key.verifying_key().to_bytes())
 }
 
 /// Why an approval is refused. All are terminal: the message is recorded and audited, not retried.

@@ -87,6 +87,16 @@ impl Manifest {
         Ok(m)
     }
 
+    /// A digest of what the manifest asks for (everything but who submitted it), so the
+    /// same data under a changed manifest is a new run rather than the old one.
+    pub fn settings_digest(&self) -> String {
+        let settings = Self {
+            submitted_by: None,
+            ..self.clone()
+        };
+        super::run::sha256_hex(&serde_json::to_vec(&settings).unwrap_or_default())
+    }
+
     /// Data files in the submission (training first).
     pub fn files(&self) -> Vec<String> {
         std::iter::once(self.training_file.clone())

@@ -407,6 +407,10 @@ pub struct Transition {
     pub to: Step,
     /// Why.
     pub detail: String,
+    /// The nonce of the signed approval this entry answers, so its approver's
+    /// `fthub approve` finds the outcome of exactly that approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<String>,
 }
 
 /// The run document.
@@ -532,9 +536,17 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The run id of a submission whose files have these digests: the same bytes give the same id.
-pub fn run_id(project: &str, submission: &str, file_digests: &[String]) -> String {
-    let combined = sha256_hex(file_digests.join("\n").as_bytes());
+/// The run id of a submission whose files have these digests under a manifest with this
+/// [`settings digest`](crate::domain::manifest::Manifest::settings_digest): the same bytes
+/// and settings give the same id; a changed manifest on the same data gives a new one.
+pub fn run_id(
+    project: &str,
+    submission: &str,
+    file_digests: &[String],
+    manifest_digest: &str,
+) -> String {
+    let combined =
+        sha256_hex(format!("{}\nmanifest {manifest_digest}", file_digests.join("\n")).as_bytes());
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -629,6 +641,7 @@ impl Run {
             from: Some(self.stage),
             to: Step::Stage(to),
             detail: detail.into(),
+            approval: None,
         };
         self.stage = to;
         self.updated_at = now;
@@ -652,6 +665,7 @@ impl Run {
             from: None,
             to: Step::Event(what),
             detail: detail.into(),
+            approval: None,
         };
         self.updated_at = now;
         self.history.push(t.clone());
@@ -707,11 +721,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_same_bytes_give_the_same_run_and_different_bytes_a_new_one() {
-        let a = run_id("Acme Support", "s1", &["aa".into(), "bb".into()]);
-        assert_eq!(a, run_id("Acme Support", "s1", &["aa".into(), "bb".into()]));
+    fn the_same_bytes_and_manifest_give_the_same_run_and_a_change_to_either_a_new_one() {
+        let files = ["aa".to_owned(), "bb".to_owned()];
+        let a = run_id("Acme Support", "s1", &files, "m1");
+        assert_eq!(a, run_id("Acme Support", "s1", &files, "m1"));
         assert!(a.starts_with("acme-support-s1-"));
-        assert_ne!(a, run_id("Acme Support", "s1", &["aa".into(), "bc".into()]));
+        assert_ne!(
+            a,
+            run_id("Acme Support", "s1", &["aa".into(), "bc".into()], "m1")
+        );
+        assert_ne!(a, run_id("Acme Support", "s1", &files, "m2"));
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

@@ -3,7 +3,7 @@
 //! The host POSTs `{Data, Metadata}` to `/{FunctionName}` and expects
 //! `{Outputs, Logs, ReturnValue}` as `application/json` back. Top-level strings arrive
 //! JSON-encoded twice, numbers and booleans as strings, objects nested, arrays as JSON
-//! text (see `reference/functions-contract.md` §2). Everything here decodes leniently:
+//! text (see docs/handler.md). Everything here decodes leniently:
 //! the documented shape and the shapes older hosts and the docs' samples show.
 
 pub mod envelope;

@@ -1,11 +1,4 @@
-//! `fthub dev`: a local stand-in for the Azure Functions host.
-//!
-//! It reads `host.json` and every `functions/*/function.json`, starts the handler the way
-//! the host does ([`worker`]), and delivers triggers with the host's envelope and delivery
-//! semantics: Event Grid `BlobCreated` from a scanned container ([`eventgrid`]), Service
-//! Bus from the durable local bus ([`servicebus`]), NCRONTAB timers with a persisted
-//! schedule monitor ([`timer`]), and HTTP on `127.0.0.1:7071/api/...` ([`http`]). Outputs
-//! go to the local bus and blob store ([`outputs`]).
+#![doc = include_str!("../../docs/local.md")]
 
 pub mod app;
 #[cfg(feature = "emulator")]
@@ -16,6 +9,7 @@ pub mod outputs;
 pub mod payload;
 pub mod servicebus;
 pub mod timer;
+pub mod watch;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -215,6 +209,20 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
         scan_interval: opts.scan_interval,
     };
     tracing::info!(functions = app.functions.len(), http = %format!("http://127.0.0.1:{http_port}/{}/", app.host.route_prefix), home = %home.display(), "Local Functions host starting.");
+    let base = format!("http://127.0.0.1:{http_port}");
+    let watch = watch::Watch {
+        pid: std::process::id(),
+        dashboard: format!("{base}/{}/status/ui/runs", app.host.route_prefix),
+        url: base,
+        local_store: matches!(spec, StoreSpec::Local(_)),
+    };
+    let _mark = watch.write(&home)?;
+    // Like Core Tools, the local host checks no function keys, so the URL needs none.
+    eprintln!(
+        "fthub dev: dashboard {} · home {}",
+        watch.dashboard,
+        home.display()
+    );
     for def in app.functions.iter().filter(|f| !f.disabled) {
         let Some(trigger) = def.trigger() else {
             continue;

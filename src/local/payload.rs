@@ -1,5 +1,5 @@
 //! Builds `{Data, Metadata}` exactly as the host's `GetHttpScriptInvocationContextValue`
-//! does (reference/functions-contract.md §2.1): strings JSON-encoded inside a string,
+//! does (docs/handler.md): strings JSON-encoded inside a string,
 //! numbers and booleans as their text, `DateTime` without offset and `DateTimeOffset` with
 //! `+00:00` (both to the second), objects nested.
 

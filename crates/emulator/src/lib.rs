@@ -1,13 +1,4 @@
-//! `fthub emulator`: a faithful local stand-in for Azure OpenAI — any number of accounts
-//! (the Hub and the Spokes) on one loopback server.
-//!
-//! - Data plane of account `{a}`: `/{a}/openai/...?api-version=…` and `/{a}/openai/v1/...`
-//!   (files, fine-tuning jobs, events, checkpoints, file content, chat completions).
-//! - ARM: `/arm/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.CognitiveServices/accounts/{a}/deployments[/{name}]`
-//!   and operation results under `/arm/operations/{id}`.
-//! - Control API for tests and the demo under `/_emulator/` (see the README).
-//!
-//! Any `api-key` or bearer token is accepted; a request with neither is refused 401.
+#![doc = include_str!("../../../docs/emulator.md")]
 
 mod arm;
 mod control;

@@ -1,12 +1,4 @@
-//! Dataset validation rules: the OpenAI cookbook's chat checks made exact, plus what Azure
-//! and an enterprise need. Pure and synchronous; [`crate::services::validation`] streams
-//! files through it on every core.
-//!
-//! Each non-blank line is an example. The line is checked in order: UTF-8 and JSON
-//! (`bad_json`), an object (`data_type`), a non-empty `messages` array
-//! (`missing_messages_list`); each of these stops the example. Then every message is checked
-//! (each applicable class counts once per message) and the example as a whole. Token counts
-//! and statistics cover valid examples only.
+#![doc = include_str!("../../../docs/validation.md")]
 
 pub mod compliance;
 pub mod policy;
@@ -96,6 +88,15 @@ pub struct LineError {
     pub detail: String,
 }
 
+/// An example longer than the model's training context, named by its line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverLimit {
+    /// 1-based line number.
+    pub line: u64,
+    /// Its tokens.
+    pub tokens: u64,
+}
+
 /// One listed finding location.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FindingAt {
@@ -146,6 +147,15 @@ pub struct Stats {
     pub hashes: Vec<u64>,
     /// Example token counts in power-of-two buckets (bucket i holds 2^(i-1) < n ≤ 2^i).
     pub token_histogram: BTreeMap<u32, u64>,
+    /// The first examples over the token limit (at most [`MAX_LISTED_ERRORS`]).
+    pub over_limit: Vec<OverLimit>,
+    /// Examples checked as supervised that have the shape of a preference pair, so the
+    /// report can say the method is probably wrong.
+    pub preference_shaped: u64,
+    /// The line of each entry of `hashes`, so duplicates can be named.
+    pub hash_lines: Vec<u64>,
+    /// The first examples without a system message, by line.
+    pub missing_system_lines: Vec<u64>,
 }
 
 fn truncate(mut s: String) -> String {
@@ -374,6 +384,7 @@ impl Stats {
         let line = &raw[start..end];
         self.examples += 1;
         self.hashes.push(example_hash(line));
+        self.hash_lines.push(line_no);
 
         let mut list = Vec::new();
         let mut errs = Errs {
@@ -404,6 +415,12 @@ impl Stats {
                         }
                         Some(obj) => match rules.method {
                             Method::Supervised => {
+                                if !obj.contains_key("messages")
+                                    && obj.contains_key("preferred_output")
+                                    && obj.contains_key("non_preferred_output")
+                                {
+                                    self.preference_shaped += 1;
+                                }
                                 check_supervised(obj, rules.spec.encoding, &mut errs)
                             }
                             Method::Dpo => check_dpo(obj, rules.spec.encoding, &mut errs),
@@ -441,8 +458,17 @@ impl Stats {
             self.billable_per_epoch += c.tokens.min(rules.spec.token_limit);
             if c.tokens > rules.spec.token_limit {
                 self.examples_over_limit += 1;
+                if self.over_limit.len() < MAX_LISTED_ERRORS {
+                    self.over_limit.push(OverLimit {
+                        line: line_no,
+                        tokens: c.tokens,
+                    });
+                }
             }
             self.missing_system += u64::from(!c.has_system);
+            if !c.has_system && self.missing_system_lines.len() < MAX_LISTED_ERRORS {
+                self.missing_system_lines.push(line_no);
+            }
             self.missing_user += u64::from(!c.has_user);
             let bucket = 64 - c.tokens.saturating_sub(1).leading_zeros();
             *self.token_histogram.entry(bucket).or_default() += 1;
@@ -487,10 +513,37 @@ impl Stats {
             c.first.sort_by_key(|a| a.line);
             c.first.truncate(MAX_LISTED_FINDINGS);
         }
+        self.over_limit.extend(other.over_limit);
+        self.over_limit.sort_by_key(|o| o.line);
+        self.over_limit.truncate(MAX_LISTED_ERRORS);
+        self.preference_shaped += other.preference_shaped;
         self.hashes.extend(other.hashes);
+        self.hash_lines.extend(other.hash_lines);
+        self.missing_system_lines.extend(other.missing_system_lines);
+        self.missing_system_lines.sort_unstable();
+        self.missing_system_lines.truncate(MAX_LISTED_ERRORS);
         for (k, v) in other.token_histogram {
             *self.token_histogram.entry(k).or_default() += v;
         }
+    }
+
+    /// The first repeated examples: (line, line of the example it repeats), by line.
+    pub fn duplicate_lines(&self) -> Vec<(u64, u64)> {
+        let line = |i: usize| self.hash_lines.get(i).copied().unwrap_or(0);
+        let mut order: Vec<usize> = (0..self.hashes.len()).collect();
+        order.sort_unstable_by_key(|&i| (self.hashes[i], line(i)));
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut first = None;
+        for (k, &i) in order.iter().enumerate() {
+            if k > 0 && self.hashes[order[k - 1]] == self.hashes[i] {
+                out.push((line(i), first.unwrap_or(0)));
+            } else {
+                first = Some(line(i));
+            }
+        }
+        out.sort_unstable();
+        out.truncate(MAX_LISTED_ERRORS);
+        out
     }
 
     /// Examples whose content repeats an earlier example of the file.

@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::compliance::FindingClass;
 use super::policy::Action;
-use super::{FORMAT_CLASSES, FindingAt, LineError, Method, Rules, Stats, tokens};
+use super::{FORMAT_CLASSES, FindingAt, LineError, Method, OverLimit, Rules, Stats, tokens};
 
 /// Azure's cap on training tokens × epochs.
 pub const MAX_TRAINING_TOKENS: u64 = 2_000_000_000;
@@ -73,6 +73,9 @@ pub struct FileReport {
     pub tokens: TokenTotals,
     /// Valid examples over the context length (truncated in training).
     pub examples_over_limit: u64,
+    /// The first of them, by line and size.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub over_limit_examples: Vec<OverLimit>,
     /// Valid examples without a system message.
     pub missing_system: u64,
     /// Valid examples without a user message.
@@ -102,6 +105,20 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 }
 
 /// "1 example has" / "3 examples have".
+/// "line 4: 17000 tokens, line 9: 20000 tokens, … and 3 more" from the listed lines.
+fn lines_of(listed: impl Iterator<Item = (u64, u64)>, total: u64) -> String {
+    let shown: Vec<String> = listed
+        .take(10)
+        .map(|(line, tokens)| format!("line {line}: {tokens} tokens"))
+        .collect();
+    let more = total.saturating_sub(shown.len() as u64);
+    if more > 0 {
+        format!("{}, and {more} more", shown.join(", "))
+    } else {
+        shown.join(", ")
+    }
+}
+
 fn examples(n: u64, verb_one: &str, verb_many: &str) -> String {
     if n == 1 {
         format!("1 example {verb_one}")
@@ -194,23 +211,60 @@ impl FileReport {
             );
         }
         if duplicates > 0 {
+            let listed: Vec<String> = stats
+                .duplicate_lines()
+                .iter()
+                .take(10)
+                .map(|(line, of)| format!("line {line} repeats line {of}"))
+                .collect();
+            let more = duplicates.saturating_sub(listed.len() as u64);
             let what = format!(
-                "{} an earlier example",
-                examples(duplicates, "repeats", "repeat")
+                "{} an earlier example ({}{})",
+                examples(duplicates, "repeats", "repeat"),
+                listed.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
             );
             policy.duplicates.route(what, &mut reasons, &mut warnings);
         }
         if stats.examples_over_limit > 0 {
             warnings.push(format!(
-                "{} the {}-token training context and will be truncated",
+                "{} the {}-token training context and will be truncated ({})",
                 examples(stats.examples_over_limit, "exceeds", "exceed"),
-                rules.spec.token_limit
+                rules.spec.token_limit,
+                lines_of(
+                    stats.over_limit.iter().map(|o| (o.line, o.tokens)),
+                    stats.examples_over_limit
+                )
+            ));
+        }
+        if stats.preference_shaped > 0 {
+            reasons.push(format!(
+                "{} the shape of a preference pair (input, preferred_output, non_preferred_output): \
+                 if this is DPO data, set \"method\": \"dpo\" in the manifest (fthub validate --method dpo)",
+                examples(stats.preference_shaped, "has", "have")
             ));
         }
         if stats.missing_system > 0 {
+            let listed: Vec<String> = stats
+                .missing_system_lines
+                .iter()
+                .take(10)
+                .map(u64::to_string)
+                .collect();
+            let more = stats.missing_system.saturating_sub(listed.len() as u64);
             warnings.push(format!(
-                "{} no system message",
-                examples(stats.missing_system, "has", "have")
+                "{} no system message (line {}{})",
+                examples(stats.missing_system, "has", "have"),
+                listed.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
             ));
         }
         if stats.missing_user > 0 {
@@ -236,6 +290,7 @@ impl FileReport {
                 max_example: stats.max_example,
             },
             examples_over_limit: stats.examples_over_limit,
+            over_limit_examples: stats.over_limit.clone(),
             missing_system: stats.missing_system,
             missing_user: stats.missing_user,
             duplicates,
@@ -290,6 +345,25 @@ impl FileReport {
         }
         for w in &self.warnings {
             let _ = writeln!(s, "  ! {w}");
+        }
+        for (class, c) in &self.compliance {
+            let at: Vec<String> = c
+                .first
+                .iter()
+                .map(|f| format!("line {} {}", f.line, f.masked))
+                .collect();
+            let more = c.count.saturating_sub(c.first.len() as u64);
+            let _ = writeln!(
+                s,
+                "  {class} ({}): {}{}",
+                format!("{:?}", c.action).to_lowercase(),
+                at.join(", "),
+                if more > 0 {
+                    format!(", and {more} more")
+                } else {
+                    String::new()
+                }
+            );
         }
         for e in self.first_errors.iter().take(10) {
             let _ = writeln!(s, "  line {}: {} — {}", e.line, e.class, e.detail);

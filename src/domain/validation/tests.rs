@@ -180,6 +180,13 @@ fn duplicates_are_counted_and_listed_errors_are_capped_at_one_hundred() {
         s.check_line(&r, i + 1, b"{}");
     }
     assert_eq!(s.duplicates(), 149);
+    let dups = s.duplicate_lines();
+    assert_eq!(dups.len(), MAX_LISTED_ERRORS);
+    assert_eq!(
+        (dups[0], dups[1]),
+        ((2, 1), (3, 1)),
+        "each names its line and the first"
+    );
     assert_eq!(s.first_errors.len(), MAX_LISTED_ERRORS);
     assert_eq!(s.format_errors["missing_messages_list"], 150);
 }
@@ -204,7 +211,50 @@ fn merging_parts_equals_checking_the_whole() {
         part.check_line(&r, i as u64 + 1, l.as_bytes());
     }
     b.merge(a);
-    b.hashes.sort_unstable();
-    whole.hashes.sort_unstable();
+    // Parts list their examples in their own order: compare (hash, line) pairs as sets.
+    let sorted = |s: &mut Stats| {
+        let mut p: Vec<(u64, u64)> = s
+            .hashes
+            .iter()
+            .copied()
+            .zip(s.hash_lines.iter().copied())
+            .collect();
+        p.sort_unstable();
+        (s.hashes, s.hash_lines) = p.into_iter().unzip();
+    };
+    sorted(&mut b);
+    sorted(&mut whole);
     assert_eq!(b, whole);
+    assert_eq!(b.duplicate_lines(), whole.duplicate_lines());
+}
+
+#[test]
+fn the_report_names_the_lines_of_long_repeated_and_system_less_examples_and_hints_at_dpo() {
+    let mut r = rules(Method::Supervised);
+    let short = r#"{"messages":[{"role":"system","content":"s"},{"role":"user","content":"u"},{"role":"assistant","content":"a"}]}"#;
+    let long = r#"{"messages":[{"role":"user","content":"a much longer question that runs over the tiny limit"},{"role":"assistant","content":"an answer"}]}"#;
+    let pref = r#"{"input":{"messages":[{"role":"user","content":"q"}]},"preferred_output":[{"role":"assistant","content":"a"}],"non_preferred_output":[{"role":"assistant","content":"b"}]}"#;
+    // A limit the short example just fits.
+    let mut probe = Stats::default();
+    probe.check_line(&r, 1, short.as_bytes());
+    r.spec.token_limit = probe.max_example;
+    let mut s = Stats::default();
+    for (i, l) in [short, long, short, pref].iter().enumerate() {
+        s.check_line(&r, i as u64 + 1, l.as_bytes());
+    }
+    let report = FileReport::new("t.jsonl", 100, false, true, &r, &s);
+    let all = format!("{:?} {:?}", report.warnings, report.reasons);
+    for want in [
+        "line 2: ",
+        "line 3 repeats line 1",
+        "no system message (line 2)",
+        "preference pair",
+        "--method dpo",
+    ] {
+        assert!(all.contains(want), "missing {want:?} in {all}");
+    }
+    assert_eq!(report.over_limit_examples.len(), 1);
+    assert_eq!(report.over_limit_examples[0].line, 2);
+    let text = report.to_text();
+    assert!(text.contains("line 3 repeats line 1"), "{text}");
 }

@@ -65,6 +65,7 @@ impl Pipeline {
                         format!("{env} {:?}: {}", a.decision, a.reason),
                         self.now(),
                     );
+                    answered(r, &a.nonce);
                 }
                 Ok::<(), PipelineError>(())
             })
@@ -165,9 +166,17 @@ impl Pipeline {
                 format!("{} {:?}: {text}", a.environment, a.decision),
                 self.now(),
             );
+            answered(r, &a.nonce);
             Ok::<(), PipelineError>(())
         })
         .await?;
         Err(refused("approval_refused", text))
+    }
+}
+
+/// Marks the entry just recorded as the answer to the approval with `nonce`.
+fn answered(run: &mut Run, nonce: &str) {
+    if let Some(t) = run.history.last_mut() {
+        t.approval = Some(nonce.to_owned());
     }
 }

@@ -96,7 +96,7 @@ impl Pipeline {
             });
         }
         let digests: Vec<String> = files.iter().map(|f| f.digest.clone()).collect();
-        let id = run_id(project, submission, &digests);
+        let id = run_id(project, submission, &digests, &manifest.settings_digest());
         if let Some((run, _)) = runs::get(self.store.as_ref(), &id).await? {
             // A redelivered event, or the same bytes uploaded again: continue, never restart.
             return match run.stage {
@@ -256,6 +256,7 @@ impl Pipeline {
             from: None,
             to: crate::domain::run::Step::Stage(to),
             detail: detail.clone(),
+            approval: None,
         });
         run.stage = to;
         if !runs::create(self.store.as_ref(), &run).await? {
