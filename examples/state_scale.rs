@@ -110,6 +110,7 @@ fn run(i: usize, active: bool, t0: chrono::DateTime<chrono::Utc>) -> Run {
             from: None,
             to: Step::Stage(stages[(k as usize) % stages.len()]),
             detail: format!("step {k}"),
+            approval: None,
         })
         .collect();
     let mut r = Run::new(

@@ -30,8 +30,8 @@ pub enum Command {
         /// `CONTAINER/NAME`.
         path: String,
         /// Output file (default stdout).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
         /// Base64 AES-256 key file, for a blob stored with a customer-provided key.
         #[arg(long)]
         key_file: Option<PathBuf>,
@@ -60,7 +60,7 @@ pub async fn run(c: Command, out: &Out) -> anyhow::Result<()> {
         },
         Command::Get {
             path,
-            output,
+            out: output,
             key_file,
             storage,
             home,

@@ -26,6 +26,10 @@ pub struct Args {
     /// Skip the local dataset validation (the pipeline validates anyway).
     #[arg(long)]
     no_validate: bool,
+    /// Upload even though no `fthub dev` watches --home now: the submission waits in its
+    /// store until one starts there.
+    #[arg(long)]
+    unwatched: bool,
     #[command(flatten)]
     home: Home,
     #[command(flatten)]
@@ -48,10 +52,12 @@ pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     // Local mode: the upload must land where a running host looks.
     let watch = match &a.storage.storage {
         Some(_) => None,
+        None if a.unwatched => Watch::find(&a.home.home),
         None => Some(Watch::find(&a.home.home).filter(|w| w.local_store).ok_or_else(|| {
             anyhow::anyhow!(
                 "no `fthub dev` watches {}: start `fthub dev` (its home is ./.fthub unless --home), \
-                 pass --home of the one running, or --storage for Azurite or Azure",
+                 pass --home of the one running, --storage for Azurite or Azure, or --unwatched \
+                 to leave the upload for a host started later",
                 a.home.home.display()
             )
         })?),

@@ -181,7 +181,7 @@ pub fn progress_line(run: &Value) -> String {
 
 /// How long `wait` lets a run not exist yet: a submission is validated before its run is
 /// created, and a large dataset takes a while.
-const NOT_YET_CREATED: std::time::Duration = std::time::Duration::from_secs(120);
+const NOT_YET_CREATED: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Why a wait ended without the run reaching its target.
 #[derive(Debug, thiserror::Error)]
@@ -190,7 +190,7 @@ pub enum WaitError {
     #[error(transparent)]
     Ops(#[from] OpsError),
     /// No such run.
-    #[error("no run {0}; `fthub runs list` lists them")]
+    #[error("no run {0} (after 30 s); `fthub status` lists the runs")]
     NotFound(String),
     /// The run stopped at a stage it does not leave by itself.
     #[error("run {run} stopped at {stage}; `fthub status {run}` shows why")]

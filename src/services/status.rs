@@ -1,10 +1,15 @@
 //! The status views: runs, one run with its parent (lineage), the environment × region
 //! matrix, the healthy endpoints per environment, and the audit log. The `Status` function
-//! serves them over HTTP; `fthub status --storage` reads them straight from storage.
+//! serves them over HTTP; `fthub status --storage` reads them straight from storage. The
+//! dashboard's pages (HTML under `ui/`) are read in `dashboard`.
 
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+
+mod dashboard;
+
+pub use dashboard::{Dashboard, page};
 
 use super::{inventory, runs};
 use crate::domain::env::Env;
@@ -72,9 +77,20 @@ pub async fn view(
                     }),
                     None => None,
                 };
+                // Who may approve this run where: `fthub approve` checks its approver and
+                // key against these before it publishes (the keys are public).
+                let approvers: serde_json::Map<String, Value> = topology
+                    .map(|t| {
+                        [crate::domain::env::Env::Test, crate::domain::env::Env::Prod]
+                            .into_iter()
+                            .map(|e| (e.name().to_owned(), json!(t.approvers(e, &run.project))))
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 (
                     200,
-                    json!({"run": run, "parent": parent, "queue_position": position, "reports": format!("reports/{}/", run.id)}),
+                    json!({"run": run, "parent": parent, "queue_position": position, "reports": format!("reports/{}/", run.id),
+                           "approvers": approvers}),
                 )
             }
             None => (404, json!({"error": "not_found", "run": id})),
@@ -363,112 +379,4 @@ pub fn filter_of(query: &BTreeMap<String, String>) -> Result<runs::Filter, Strin
         stage,
         since,
     })
-}
-
-/// The dashboard: `ui/runs`, `ui/runs/{id}`, `ui/environments`, and the stored HTML
-/// reports `ui/reports/{id}/{validation,evaluation}.html`. `base` is the status route as the
-/// browser reached it (with `?code=` when it had one), for links. `None` when `path` is not
-/// a dashboard page.
-///
-/// # Errors
-/// Storage failures.
-pub async fn page(
-    store: &dyn BlobStore,
-    topology: Option<&Topology>,
-    path: &str,
-    base: &str,
-) -> Result<Option<(u16, String)>, BlobError> {
-    use crate::views::pages;
-    let now = chrono::Utc::now();
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    Ok(Some(match parts.as_slice() {
-        [] | ["ui"] | ["ui", "runs"] => (200, pages::runs(base, &runs::list(store).await?, now)),
-        ["ui", "runs", id] => match runs::get(store, id).await? {
-            None => (
-                404,
-                crate::views::page("Not found", base, "<p>No such run.</p>"),
-            ),
-            Some((run, _)) => {
-                let metrics = match store.get(runs::REPORTS, &format!("{id}/results.csv")).await {
-                    Ok((_, b)) => {
-                        crate::domain::aoai::parse_results_csv(&String::from_utf8_lossy(&b))
-                            .unwrap_or_default()
-                    }
-                    Err(BlobError::NotFound { .. }) => Vec::new(),
-                    Err(e) => return Err(e),
-                };
-                let scores = match store
-                    .get(runs::REPORTS, &format!("{id}/evaluation.json"))
-                    .await
-                {
-                    Ok((_, b)) => scores_of(&b),
-                    Err(BlobError::NotFound { .. }) => Vec::new(),
-                    Err(e) => return Err(e),
-                };
-                let extras = pages::RunExtras {
-                    metrics,
-                    scores,
-                    audit: runs::run_audit(store, id).await?,
-                };
-                (200, pages::run(base, &run, &extras, now))
-            }
-        },
-        ["ui", "environments"] => {
-            let estate = match topology {
-                Some(t) => inventory::estate(store, t).await?,
-                None => inventory::Estate::default(),
-            };
-            (200, pages::environments(base, &estate, now))
-        }
-        ["ui", "projects", name] => {
-            let record = inventory::project(store, name).await?;
-            let filter = runs::Filter {
-                project: Some((*name).to_owned()),
-                ..runs::Filter::default()
-            };
-            let recent = runs::page(store, &filter, 50, None).await?.runs;
-            if record.releases.is_empty() && recent.is_empty() {
-                (
-                    404,
-                    crate::views::page("Not found", base, "<p>No such project.</p>"),
-                )
-            } else {
-                let mut deployments = Vec::new();
-                if let Some(t) = topology {
-                    for (env, a, r) in inventory::estate(store, t).await?.spokes {
-                        for d in r.deployments.values().filter(|d| d.project == *name) {
-                            deployments.push((env, a.region.clone(), d.clone()));
-                        }
-                    }
-                }
-                (
-                    200,
-                    pages::project(base, name, &record, &deployments, &recent, now),
-                )
-            }
-        }
-        [
-            "ui",
-            "reports",
-            id,
-            file @ ("validation.html" | "evaluation.html"),
-        ] => match store.get(runs::REPORTS, &format!("{id}/{file}")).await {
-            Ok((_, b)) => (200, String::from_utf8_lossy(&b).into_owned()),
-            Err(BlobError::NotFound { .. }) => (
-                404,
-                crate::views::page("Not found", base, "<p>No such report yet.</p>"),
-            ),
-            Err(e) => return Err(e),
-        },
-        _ => return Ok(None),
-    }))
-}
-
-/// Candidate then baselines from `evaluation.json`.
-pub fn scores_of(bytes: &[u8]) -> Vec<crate::domain::evaluation::ModelScore> {
-    let v: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
-    std::iter::once(&v["candidate"])
-        .chain(v["baselines"].as_array().into_iter().flatten())
-        .filter_map(|s| serde_json::from_value(s.clone()).ok())
-        .collect()
 }

@@ -23,31 +23,17 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-const STYLE: &str = r#"
-:root { color-scheme: light dark; --bg: #ffffff; --fg: #111827; --muted: #4b5563; --line: #d1d5db;
-  --card: #f9fafb; --ok: #166534; --ok-bg: #dcfce7; --warn: #854d0e; --warn-bg: #fef9c3;
-  --bad: #991b1b; --bad-bg: #fee2e2; --info: #1e40af; --info-bg: #dbeafe; --link: #1d4ed8; }
-@media (prefers-color-scheme: dark) { :root { --bg: #0b1220; --fg: #e5e7eb; --muted: #9ca3af;
-  --line: #374151; --card: #111827; --ok: #bbf7d0; --ok-bg: #14532d; --warn: #fef08a; --warn-bg: #713f12;
-  --bad: #fecaca; --bad-bg: #7f1d1d; --info: #bfdbfe; --info-bg: #1e3a8a; --link: #93c5fd; } }
-body { margin: 0; font: 15px/1.5 system-ui, sans-serif; background: var(--bg); color: var(--fg); }
-header { display: flex; gap: 1.5rem; align-items: baseline; padding: .8rem 1.5rem; border-bottom: 1px solid var(--line); }
-header strong { font-size: 1.1rem; }
-nav a { margin-right: 1rem; }
-main { padding: 1rem 1.5rem 3rem; max-width: 1200px; }
-a { color: var(--link); }
-table { border-collapse: collapse; width: 100%; margin: .5rem 0 1.5rem; }
-th, td { text-align: left; padding: .35rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
-th { color: var(--muted); font-weight: 600; }
-.badge { display: inline-block; padding: .05rem .5rem; border-radius: 999px; font-size: .85em; font-weight: 600; }
-.ok { color: var(--ok); background: var(--ok-bg); } .warn { color: var(--warn); background: var(--warn-bg); }
-.bad { color: var(--bad); background: var(--bad-bg); } .info { color: var(--info); background: var(--info-bg); }
-.muted { color: var(--muted); } .cards { display: flex; flex-wrap: wrap; gap: 1rem; }
-.card { background: var(--card); border: 1px solid var(--line); border-radius: 8px; padding: .7rem 1rem; min-width: 10rem; }
-.card b { display: block; font-size: 1.3rem; }
-.chart { max-width: 100%; height: auto; background: var(--card); border-radius: 8px; }
-code { font-size: .9em; }
-"#;
+const STYLE: &str = include_str!("style.css");
+
+/// The dashboard's pages, in navigation order: (path under the status route, name).
+const NAV: [(&str, &str); 6] = [
+    ("ui/runs", "Runs"),
+    ("ui/projects", "Projects"),
+    ("ui/environments", "Environments"),
+    ("ui/approvals", "Approvals"),
+    ("ui/stalled", "Stalled"),
+    ("ui/rejections", "Rejections"),
+];
 
 /// A whole page: `title`, navigation that keeps the function key (`code`) on every link,
 /// and `body`.
@@ -56,11 +42,11 @@ pub fn page(title: &str, base: &str, body: &str) -> String {
     let nav = if base.is_empty() {
         String::new()
     } else {
-        format!(
-            "<nav aria-label=\"Main\"><a href=\"{}\">Runs</a><a href=\"{}\">Environments</a></nav>",
-            escape(&link(base, "ui/runs")),
-            escape(&link(base, "ui/environments"))
-        )
+        let links: String = NAV
+            .iter()
+            .map(|(path, name)| format!("<a href=\"{}\">{name}</a>", escape(&link(base, path))))
+            .collect();
+        format!("<nav aria-label=\"Main\">{links}</nav>")
     };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -73,33 +59,83 @@ pub fn page(title: &str, base: &str, body: &str) -> String {
 }
 
 /// A link under the status route, carrying `?code=` when the page was opened with one.
+/// `path` may carry a query of its own (`ui/rejections?day=…`).
 pub fn link(base: &str, path: &str) -> String {
     match base.split_once('?') {
-        Some((root, query)) => format!("{root}{path}?{query}"),
+        Some((root, query)) => {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            format!("{root}{path}{sep}{query}")
+        }
         None => format!("{base}{path}"),
     }
+}
+
+/// An `<a>` to a page under the status route.
+pub fn anchor(base: &str, path: &str, text: &str) -> String {
+    format!(
+        "<a href=\"{}\">{}</a>",
+        escape(&link(base, path)),
+        escape(text)
+    )
+}
+
+/// A table inside its own scrolling box, so a wide one never widens the page. `rows` is
+/// markup; an empty `rows` shows `empty` instead.
+pub fn table(label: &str, headers: &[&str], rows: &str, empty: &str) -> String {
+    let head: String = headers
+        .iter()
+        .map(|h| format!("<th scope=\"col\">{}</th>", escape(h)))
+        .collect();
+    let body = if rows.is_empty() {
+        format!(
+            "<tr><td colspan=\"{}\" class=\"muted\">{empty}</td></tr>",
+            headers.len().max(1)
+        )
+    } else {
+        rows.to_owned()
+    };
+    format!(
+        "<div class=\"scroll\"><table aria-label=\"{}\"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>",
+        escape(label)
+    )
+}
+
+/// A command to copy, as one block that wraps on a narrow screen.
+pub fn command(text: &str) -> String {
+    format!("<pre class=\"command\"><code>{}</code></pre>", escape(text))
 }
 
 /// A coloured badge for a stage or a health.
 pub fn badge(text: &str) -> String {
     let class = match text {
         "prod" | "test" | "dev" | "evaluated" | "healthy" | "restored" | "verified"
-        | "accepted" | "passed" | "succeeded" => "ok",
-        "rejected" | "evaluation_failed" | "failed" | "degraded" | "missing" | "refused" => "bad",
-        "unmanaged" | "drift" | "stale" | "cancelled" => "warn",
+        | "accepted" | "passed" | "succeeded" | "serving" => "ok",
+        "rejected" | "evaluation_failed" | "training_failed" | "failed" | "degraded"
+        | "missing" | "refused" | "stalled" | "dead-lettered" => "bad",
+        "unmanaged" | "drift" | "stale" | "cancelled" | "rolled_back" | "idle" => "warn",
         _ => "info",
     };
     format!("<span class=\"badge {class}\">{}</span>", escape(text))
 }
 
+/// A time in full.
+pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 /// "3 h ago"-style age.
 pub fn age(then: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
-    let s = (now - then).num_seconds().max(0);
+    format!("{} ago", span(now - then))
+}
+
+/// A duration as people say it: "45 s", "12 min", "3 h", "2 d".
+pub fn span(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
     match s {
-        0..60 => format!("{s} s ago"),
-        60..3600 => format!("{} min ago", s / 60),
-        3600..86_400 => format!("{} h ago", s / 3600),
-        _ => format!("{} d ago", s / 86_400),
+        0..60 => format!("{s} s"),
+        60..3600 => format!("{} min", s / 60),
+        3600..86_400 => format!("{} h", s / 3600),
+        _ => format!("{} d", s / 86_400),
     }
 }
 
@@ -124,5 +160,50 @@ mod tests {
             "/api/status/ui/runs?code=abc"
         );
         assert_eq!(link("/api/status/", "ui/runs"), "/api/status/ui/runs");
+        assert_eq!(
+            link("/api/status/?code=abc", "ui/rejections?day=2030-01-02"),
+            "/api/status/ui/rejections?day=2030-01-02&code=abc"
+        );
+        let p = page("Runs", "/api/status/?code=abc", "");
+        for (path, _) in NAV {
+            assert!(
+                p.contains(&format!("href=\"/api/status/{path}?code=abc\"")),
+                "{path}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stored_report_has_no_navigation() {
+        assert!(!page("Evaluation", "", "").contains("<nav"));
+    }
+
+    #[test]
+    fn an_empty_table_says_why_and_every_table_scrolls_in_its_own_box() {
+        let t = table("Runs", &["Run", "Stage"], "", "No runs yet.");
+        assert!(t.starts_with("<div class=\"scroll\"><table aria-label=\"Runs\">"));
+        assert!(t.contains("<td colspan=\"2\" class=\"muted\">No runs yet.</td>"));
+        assert!(STYLE.contains(".scroll { overflow-x: auto;"));
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        let now = chrono::DateTime::from_timestamp(1_800_000_000, 0).expect("time");
+        let ago = |s: i64| age(now - chrono::Duration::seconds(s), now);
+        assert_eq!(ago(5), "5 s ago");
+        assert_eq!(ago(600), "10 min ago");
+        assert_eq!(ago(7200), "2 h ago");
+        assert_eq!(ago(3 * 86_400), "3 d ago");
+        // A clock a little ahead of the writer's never shows a negative age.
+        assert_eq!(ago(-30), "0 s ago");
+    }
+
+    #[test]
+    fn a_command_is_escaped_and_wraps() {
+        assert_eq!(
+            command("fthub approve a<b"),
+            "<pre class=\"command\"><code>fthub approve a&lt;b</code></pre>"
+        );
+        assert!(STYLE.contains("pre.command { white-space: pre-wrap;"));
     }
 }

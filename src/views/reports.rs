@@ -1,18 +1,14 @@
 //! The HTML reports written beside `validation.json` and `evaluation.json`.
 
-use super::{badge, charts, escape, page};
+use super::{badge, charts, escape, page, table};
 use crate::domain::evaluation::ModelScore;
+use crate::domain::topology::Thresholds;
 use crate::domain::validation::report::Verdict;
 use crate::services::validation::SubmissionReport;
 
 /// Candidate and baselines, one row each.
 pub fn scores_table(scores: &[ModelScore]) -> String {
-    let mut b = String::from(
-        "<table aria-label=\"Scores\"><thead><tr><th scope=\"col\">Model</th><th scope=\"col\">Score</th>\
-         <th scope=\"col\">Exact match</th><th scope=\"col\">Token F1</th><th scope=\"col\">Label accuracy</th>\
-         <th scope=\"col\">p50 ms</th><th scope=\"col\">p95 ms</th><th scope=\"col\">Tokens in/out</th>\
-         <th scope=\"col\">Cost / 1k requests</th></tr></thead><tbody>",
-    );
+    let mut b = String::new();
     for s in scores {
         b.push_str(&format!(
             "<tr><td>{} <code>{}</code></td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td><td>{}</td><td>{:.0}</td><td>{:.0}</td><td>{:.1} / {:.1}</td><td>{:.4}</td></tr>",
@@ -29,8 +25,22 @@ pub fn scores_table(scores: &[ModelScore]) -> String {
             s.cost_per_1k_requests
         ));
     }
-    b.push_str("</tbody></table>");
-    b
+    table(
+        "Scores",
+        &[
+            "Model",
+            "Score",
+            "Exact match",
+            "Token F1",
+            "Label accuracy",
+            "p50 ms",
+            "p95 ms",
+            "Tokens in/out",
+            "Cost / 1k requests",
+        ],
+        &b,
+        "No scores yet.",
+    )
 }
 
 /// `validation.html`: verdict, per file the counts, error classes with their first lines,
@@ -68,13 +78,21 @@ pub fn validation(run_id: &str, report: &SubmissionReport) -> String {
             f.examples_over_limit,
             f.duplicates
         ));
+        // The file's own verdict, with the lines each finding names (over-long and repeated
+        // examples, a preference file checked as supervised data).
+        for r in &f.reasons {
+            b.push_str(&format!("<p>✗ {}</p>", escape(r)));
+        }
+        for w in &f.warnings {
+            b.push_str(&format!("<p>⚠ {}</p>", escape(w)));
+        }
         let classes: Vec<(&String, u64)> = f
             .format_errors
             .iter()
             .filter_map(|(k, v)| v.as_u64().filter(|n| *n > 0).map(|n| (k, n)))
             .collect();
         if !classes.is_empty() {
-            b.push_str("<h3>Format errors</h3><table aria-label=\"Format errors\"><thead><tr><th scope=\"col\">Class</th><th scope=\"col\">Count</th><th scope=\"col\">First lines</th></tr></thead><tbody>");
+            let mut rows = String::new();
             for (class, n) in classes {
                 let lines: Vec<String> = f
                     .first_errors
@@ -83,35 +101,45 @@ pub fn validation(run_id: &str, report: &SubmissionReport) -> String {
                     .take(5)
                     .map(|e| format!("line {}: {}", e.line, escape(&e.detail)))
                     .collect();
-                b.push_str(&format!(
+                rows.push_str(&format!(
                     "<tr><td><code>{}</code></td><td>{n}</td><td>{}</td></tr>",
                     escape(class),
                     lines.join("<br>")
                 ));
             }
-            b.push_str("</tbody></table>");
+            b.push_str("<h3>Format errors</h3>");
+            b.push_str(&table(
+                "Format errors",
+                &["Class", "Count", "First lines"],
+                &rows,
+                "",
+            ));
         }
         if !f.compliance.is_empty() {
-            b.push_str("<h3>Compliance findings (masked)</h3><table aria-label=\"Compliance\"><thead><tr><th scope=\"col\">Class</th><th scope=\"col\">Count</th><th scope=\"col\">First</th></tr></thead><tbody>");
+            let mut rows = String::new();
             for (class, c) in &f.compliance {
                 let first: Vec<String> = c
                     .first
                     .iter()
                     .map(|x| format!("line {}: <code>{}</code>", x.line, escape(&x.masked)))
                     .collect();
-                b.push_str(&format!(
+                rows.push_str(&format!(
                     "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
                     escape(class),
                     c.count,
                     first.join("<br>")
                 ));
             }
-            b.push_str("</tbody></table>");
+            b.push_str("<h3>Compliance findings (masked)</h3>");
+            b.push_str(&table(
+                "Compliance",
+                &["Class", "Count", "First"],
+                &rows,
+                "",
+            ));
         }
         let buckets: Vec<(u64, u64)> = f.token_histogram.iter().map(|(k, v)| (*k, *v)).collect();
-        if let Ok(svg) = charts::token_histogram(&buckets) {
-            b.push_str(&svg);
-        }
+        b.push_str(&charts_block([charts::token_histogram(&buckets)]));
     }
     if !report.leakage.is_empty() {
         b.push_str("<h2>Overlap with the training data</h2><ul>");
@@ -128,19 +156,56 @@ pub fn validation(run_id: &str, report: &SubmissionReport) -> String {
 
 /// `evaluation.html`: verdict, the comparison table and its charts.
 pub fn evaluation(run_id: &str, passed: bool, reasons: &[String], scores: &[ModelScore]) -> String {
+    evaluation_judged(run_id, passed, reasons, scores, None)
+}
+
+/// `evaluation.html` with the thresholds the verdict used drawn on its charts.
+pub fn evaluation_judged(
+    run_id: &str,
+    passed: bool,
+    reasons: &[String],
+    scores: &[ModelScore],
+    thresholds: Option<&Thresholds>,
+) -> String {
+    page(
+        &format!("Evaluation: {run_id}"),
+        "",
+        &evaluation_body(passed, reasons, scores, thresholds),
+    )
+}
+
+/// The verdict, the scores and the charts, as the report and the run page show them.
+pub fn evaluation_body(
+    passed: bool,
+    reasons: &[String],
+    scores: &[ModelScore],
+    thresholds: Option<&Thresholds>,
+) -> String {
     let mut b = format!("<p>{}</p>", badge(if passed { "passed" } else { "failed" }));
     for r in reasons {
         b.push_str(&format!("<p>✗ {}</p>", escape(r)));
     }
-    b.push_str(&scores_table(scores));
-    for chart in [
-        charts::evaluation_bars(scores),
-        charts::latency_bars(scores),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        b.push_str(&chart);
+    if let Some(t) = thresholds {
+        b.push_str(&format!(
+            "<p class=\"muted\">Judged against: score at least {:.2}, a gain of at least {:.2} over the best baseline, p95 latency at most {:.0} ms.</p>",
+            t.min_score, t.min_gain, t.max_p95_latency_ms
+        ));
     }
-    page(&format!("Evaluation: {run_id}"), "", &b)
+    b.push_str(&scores_table(scores));
+    b.push_str(&charts_block([
+        charts::evaluation_bars(scores, thresholds),
+        charts::latency_bars(scores, thresholds),
+    ]));
+    b
+}
+
+/// Charts side by side where there is room, one under the other where there is not. A chart
+/// that could not be drawn is left out (the table beside it has the numbers).
+pub fn charts_block<const N: usize>(charts: [Result<String, charts::ChartError>; N]) -> String {
+    let drawn: String = charts.into_iter().flatten().collect();
+    if drawn.is_empty() {
+        String::new()
+    } else {
+        format!("<div class=\"charts\">{drawn}</div>")
+    }
 }

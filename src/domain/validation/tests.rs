@@ -213,7 +213,7 @@ fn merging_parts_equals_checking_the_whole() {
     b.merge(a);
     // Parts list their examples in their own order: compare (hash, line) pairs as sets.
     let sorted = |s: &mut Stats| {
-        let mut p: Vec<(u64, u64)> = s
+        let mut p: Vec<(u64, u32)> = s
             .hashes
             .iter()
             .copied()

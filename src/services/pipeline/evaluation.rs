@@ -364,7 +364,8 @@ impl Pipeline {
         let all: Vec<ModelScore> = std::iter::once(cand.clone())
             .chain(baselines.iter().cloned())
             .collect();
-        let html = crate::views::reports::evaluation(id, passed, &reasons, &all);
+        let html =
+            crate::views::reports::evaluation_judged(id, passed, &reasons, &all, Some(&thresholds));
         self.put_report(id, "evaluation.html", html.as_bytes())
             .await?;
         let labels = all.len();
