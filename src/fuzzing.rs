@@ -1,6 +1,6 @@
 //! Entry points for fuzzing the three parsers that take hostile input: the dataset
 //! validator, the host envelope decoder and the approval verifier. The `fuzz/` crate
-//! (cargo-fuzz) and `tests/hostile_input.rs` call them; each must return for any input,
+//! (cargo-fuzz) and `tests/it/hostile_input.rs` call them; each must return for any input,
 //! without panicking and with memory bounded by the input.
 
 use std::sync::OnceLock;

@@ -12,7 +12,9 @@ pub fn init() {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let json = std::env::var("FTHUB_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // Colour on a terminal only, and never with NO_COLOR set (no-color.org).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout)

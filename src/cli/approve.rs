@@ -55,15 +55,14 @@ pub struct Args {
 pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     match approve(&a, out).await {
         Ok(()) => Ok(()),
-        Err(e @ (ApproveError::Ops(_) | ApproveError::TimedOut(_))) => Err(e.into()),
-        Err(e) => super::no(e.to_string()),
+        Err(e) if e.is_no() => super::no(e.to_string()),
+        Err(e) => Err(e.into()),
     }
 }
 
 async fn approve(a: &Args, out: &Out) -> Result<(), ApproveError> {
     let env = cmd::environment(&a.env)?;
     let key = cmd::signing_key(&a.key)?;
-    let public = cmd::public_key(&key);
     let local = a.bus.bus.as_deref().is_none_or(|b| b.trim().is_empty());
     // Local mode finds the API of the host watching --home; Azure mode needs --url.
     let url = a.url.clone().or_else(|| {
@@ -78,15 +77,12 @@ async fn approve(a: &Args, out: &Out) -> Result<(), ApproveError> {
     });
     match &api {
         Some(api) => {
-            cmd::precheck(api, &a.run, env, &a.approver, &public).await?;
+            cmd::precheck(api, &a.run, env, &a.approver, &key).await?;
         }
         None if local => {
-            return Err(ApproveError::Precheck(format!(
-                "no `fthub dev` watches {} (start it, pass --home of the one running, or --url)",
-                a.home.home.display()
-            )));
+            return Err(ApproveError::NoHost(a.home.home.display().to_string()));
         }
-        None => eprintln!(
+        None => fthub::errln!(
             "fthub: no --url: the run, approver and key are checked by the pipeline only, and the answer is not followed"
         ),
     }
@@ -115,9 +111,11 @@ async fn approve(a: &Args, out: &Out) -> Result<(), ApproveError> {
         });
         return Ok(());
     };
-    eprintln!(
+    fthub::errln!(
         "published {:?} of {} for {}; waiting for the pipeline's answer…",
-        approval.decision, approval.run_id, approval.environment
+        approval.decision,
+        approval.run_id,
+        approval.environment
     );
     let quiet = out.json();
     let said = cmd::follow(
@@ -126,7 +124,7 @@ async fn approve(a: &Args, out: &Out) -> Result<(), ApproveError> {
         std::time::Duration::from_secs(a.timeout),
         &|line| {
             if !quiet {
-                eprintln!("  {line}");
+                fthub::errln!("  {line}");
             }
         },
     )

@@ -84,7 +84,7 @@ pub async fn run(c: Command, out: &Out) -> anyhow::Result<()> {
             .await
             {
                 Ok(l) => l,
-                Err(fthub::commands::ops::OpsError::Usage(why)) if key.is_some() => {
+                Err(fthub::commands::ops::OpsError::NotFound(why)) => {
                     return super::no(why);
                 }
                 Err(e) => return Err(e.into()),

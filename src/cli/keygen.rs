@@ -25,6 +25,24 @@ pub struct Args {
 
 /// Writes NAME.key and prints (or records) the public key.
 pub fn run(a: Args, out: &Out) -> anyhow::Result<()> {
+    // The name becomes a file name: no path separators, nothing hidden.
+    if a.name.is_empty()
+        || a.name.starts_with('.')
+        || !a
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        anyhow::bail!(
+            "--name {:?}: use letters, digits, '.', '_' and '-' (it names the key file)",
+            a.name
+        );
+    }
+    if let Some(env) = &a.env
+        && !matches!(env.as_str(), "test" | "prod")
+    {
+        anyhow::bail!("--env {env:?}: approvers approve test or prod (dev takes no approvals)");
+    }
     let (secret, public) = fthub::domain::approval::generate_key()
         .map_err(|e| anyhow::anyhow!("no OS randomness: {e}"))?;
     // Check the topology edit first, so a refusal leaves no orphan key behind.
@@ -54,7 +72,7 @@ pub fn run(a: Args, out: &Out) -> anyhow::Result<()> {
         ),
     });
     if edited.is_none() && !out.json() {
-        eprintln!(
+        fthub::errln!(
             "Secret key written to {} — keep it private; add the line above to the approvers of an environment (or use --topology FILE --env ENV).",
             path.display()
         );

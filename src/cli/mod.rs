@@ -92,6 +92,17 @@ pub fn no<T>(why: impl Into<String>) -> anyhow::Result<T> {
     Err(No(why.into()).into())
 }
 
+/// A "no" whose outcome the command has printed already (a rejected dataset's report):
+/// exit 1, and no second JSON document.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Said(pub String);
+
+/// Returns a [`Said`] as an error.
+pub fn said<T>(why: impl Into<String>) -> anyhow::Result<T> {
+    Err(Said(why.into()).into())
+}
+
 /// Parses, runs, and exits with the outcome's code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -109,7 +120,7 @@ pub fn main() -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("fthub: cannot start the async runtime: {e}");
+            fthub::errln!("fthub: cannot start the async runtime: {e}");
             return ExitCode::from(2);
         }
     };
@@ -125,8 +136,16 @@ pub fn main() -> ExitCode {
                     msg.push_str(&c);
                 }
             }
-            eprintln!("fthub: {msg}");
-            ExitCode::from(if e.is::<No>() { 1 } else { 2 })
+            let no = e.is::<No>() || e.is::<Said>();
+            if out.json() && !e.is::<Said>() {
+                // A script asking for JSON gets the outcome as JSON too.
+                out.value(&serde_json::json!({
+                    "error": if no { "no" } else { "failed" },
+                    "detail": msg,
+                }));
+            }
+            fthub::errln!("fthub: {msg}");
+            ExitCode::from(if no { 1 } else { 2 })
         }
     }
 }

@@ -73,7 +73,7 @@ pub async fn run(c: Command, out: &Out) -> anyhow::Result<()> {
     .await
     {
         Ok(v) => v,
-        Err(fthub::commands::ops::OpsError::Usage(refusal)) => return super::no(refusal),
+        Err(fthub::commands::ops::OpsError::Refused(refusal)) => return super::no(refusal),
         Err(e) => return Err(e.into()),
     };
     out.either(&v, || match action {
@@ -125,6 +125,7 @@ async fn list(
         }
     };
     if let Some(e) = v["detail"].as_str().filter(|_| v["error"].is_string()) {
+        // Read from storage: the same refusal the API gives as a 400.
         anyhow::bail!("{e}");
     }
     out.either(&v, || {

@@ -48,6 +48,7 @@ pub async fn run(c: Command, out: &Out) -> anyhow::Result<()> {
     let action = match c {
         Command::Check { storage, home } => Action::Check {
             store: open_store(storage.storage.as_deref(), &home.home)?,
+            json: out.json(),
         },
         Command::Ls {
             path,

@@ -66,6 +66,6 @@ pub fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     out.text(&text);
     match verdict {
         Verdict::Accepted => Ok(()),
-        Verdict::Rejected => super::no("the dataset is rejected (the report says why)"),
+        Verdict::Rejected => super::said("the dataset is rejected (the report says why)"),
     }
 }

@@ -9,20 +9,55 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::ops::{OpsError, Publisher, read, status_with_key};
-use crate::domain::approval::{Approval, Decision, parse_signing_key, public_key_of};
+use crate::domain::approval::{Approval, Decision, parse_public_key, parse_signing_key};
 use crate::domain::env::Env;
 use crate::ports::OutgoingMessage;
 
 /// Why an approval was not published, or what the pipeline answered.
 #[derive(Debug, thiserror::Error)]
 pub enum ApproveError {
-    /// A check before publishing failed; nothing was sent.
-    #[error("not published: {0}")]
-    Precheck(String),
-    /// The pipeline refused the approval (recorded on the run).
+    /// Not `test` or `prod`.
+    #[error("not published: {0:?} is not an environment that takes approvals; use test or prod")]
+    UnknownEnvironment(String),
+    /// Dev is reached by evaluation alone.
+    #[error(
+        "not published: dev takes no approvals: a run that passes evaluation is promoted there by itself"
+    )]
+    DevTakesNone,
+    /// The Status API knows no such run.
+    #[error("not published: there is no run {0} (`fthub runs list` lists them)")]
+    NoSuchRun(String),
+    /// The approver is not one of the run's project's approvers there.
+    #[error(
+        "not published: {approver} does not approve {env} for project {project}; its approvers are: {listed}"
+    )]
+    NotAnApprover {
+        /// Who tried.
+        approver: String,
+        /// Where.
+        env: Env,
+        /// The run's project.
+        project: String,
+        /// Who may, comma-separated ("none" when nobody).
+        listed: String,
+    },
+    /// The key file's public key is not the approver's.
+    #[error(
+        "not published: the key file is not {0}'s key: its public key is not the one the topology lists for {0}"
+    )]
+    WrongKey(String),
+    /// The key file is not an fthub key.
+    #[error("not published: {0} is not an fthub key (create one with `fthub keygen`)")]
+    NotAKey(String),
+    /// Local mode, and no host watches the home.
+    #[error(
+        "not published: no `fthub dev` watches {0} (start it, pass --home of the one running, or --url)"
+    )]
+    NoHost(String),
+    /// The pipeline refused the approval (recorded on the run); its reason.
     #[error("refused by the pipeline: {0}")]
     Refused(String),
-    /// Accepted, but the promotion it started did not finish well.
+    /// Accepted, but what it started was refused; the pipeline's reason.
     #[error("{0}")]
     PromotionFailed(String),
     /// No answer in time; the approval stays published.
@@ -33,6 +68,14 @@ pub enum ApproveError {
     /// Reading the key, the bus, the API.
     #[error(transparent)]
     Ops(#[from] OpsError),
+}
+
+impl ApproveError {
+    /// Whether this is the answer "no" (exit 1) rather than a command that could not do its
+    /// job (exit 2: no host, an unreadable or foreign key file, a bus or API failure).
+    pub fn is_no(&self) -> bool {
+        !matches!(self, Self::NoHost(_) | Self::NotAKey(_) | Self::Ops(_))
+    }
 }
 
 /// Where to read the run and its approvers from.
@@ -51,13 +94,8 @@ pub struct Api<'a> {
 pub fn environment(env: &str) -> Result<Env, ApproveError> {
     match env.parse::<Env>() {
         Ok(e) if e != Env::Dev => Ok(e),
-        Ok(_) => Err(ApproveError::Precheck(
-            "dev takes no approvals: a run that passes evaluation is promoted there by itself"
-                .into(),
-        )),
-        Err(_) => Err(ApproveError::Precheck(format!(
-            "{env:?} is not an environment that takes approvals; use test or prod"
-        ))),
+        Ok(_) => Err(ApproveError::DevTakesNone),
+        Err(_) => Err(ApproveError::UnknownEnvironment(env.to_owned())),
     }
 }
 
@@ -71,33 +109,32 @@ pub async fn precheck(
     run_id: &str,
     env: Env,
     approver: &str,
-    public_key: &str,
+    key: &ed25519_dalek::SigningKey,
 ) -> Result<Value, ApproveError> {
     let v = status_with_key(api.url, &format!("runs/{run_id}"), api.key).await?;
     if !v["run"].is_object() {
-        return Err(ApproveError::Precheck(format!(
-            "there is no run {run_id} (`fthub runs list` lists them)"
-        )));
+        return Err(ApproveError::NoSuchRun(run_id.to_owned()));
     }
     let listed = v["approvers"][env.name()].as_array().cloned();
     // An app older than this check lists no approvers: the pipeline still checks.
     if let Some(listed) = listed {
         let names: Vec<&str> = listed.iter().filter_map(|a| a["name"].as_str()).collect();
         let Some(entry) = listed.iter().find(|a| a["name"] == approver) else {
-            return Err(ApproveError::Precheck(format!(
-                "{approver} does not approve {env} for project {}; its approvers are: {}",
-                v["run"]["project"].as_str().unwrap_or("?"),
-                if names.is_empty() {
+            return Err(ApproveError::NotAnApprover {
+                approver: approver.to_owned(),
+                env,
+                project: v["run"]["project"].as_str().unwrap_or("?").to_owned(),
+                listed: if names.is_empty() {
                     "none".to_owned()
                 } else {
                     names.join(", ")
-                }
-            )));
+                },
+            });
         };
-        if entry["public_key"].as_str() != Some(public_key) {
-            return Err(ApproveError::Precheck(format!(
-                "the key file is not {approver}'s key: its public key is not the one the topology lists for {approver}"
-            )));
+        // Compared as keys, as the pipeline reads them (it trims and decodes).
+        let theirs = entry["public_key"].as_str().and_then(parse_public_key);
+        if theirs != Some(key.verifying_key()) {
+            return Err(ApproveError::WrongKey(approver.to_owned()));
         }
     }
     Ok(v)
@@ -109,18 +146,8 @@ pub async fn precheck(
 /// Unreadable or not an fthub key.
 pub fn signing_key(path: &Path) -> Result<ed25519_dalek::SigningKey, ApproveError> {
     let text = String::from_utf8(read(path)?)
-        .map_err(|_| ApproveError::Precheck(format!("{} is not text", path.display())))?;
-    parse_signing_key(&text).ok_or_else(|| {
-        ApproveError::Precheck(format!(
-            "{} is not an fthub key (create one with `fthub keygen`)",
-            path.display()
-        ))
-    })
-}
-
-/// The public key of a key file, as the topology lists it.
-pub fn public_key(key: &ed25519_dalek::SigningKey) -> String {
-    public_key_of(key)
+        .map_err(|_| ApproveError::NotAKey(path.display().to_string()))?;
+    parse_signing_key(&text).ok_or_else(|| ApproveError::NotAKey(path.display().to_string()))
 }
 
 /// Signs and publishes on the `approvals` queue, with MessageId = nonce (duplicate
@@ -207,23 +234,22 @@ pub async fn follow(
         if let Ok(v) = status_with_key(api.url, &format!("runs/{}", a.run_id), api.key).await {
             let run = &v["run"];
             let history = run["history"].as_array().cloned().unwrap_or_default();
-            let answer = history
+            // Every entry this approval led to carries its nonce.
+            let ours: Vec<&Value> = history
                 .iter()
-                .position(|t| t["approval"].as_str() == Some(a.nonce.as_str()));
-            if let Some(i) = answer {
-                let t = &history[i];
-                if t["to"] == "approval_refused" {
-                    return Err(ApproveError::Refused(
-                        t["detail"].as_str().unwrap_or("").to_owned(),
-                    ));
-                }
+                .filter(|t| t["approval"].as_str() == Some(a.nonce.as_str()))
+                .collect();
+            if let Some(t) = ours.iter().find(|t| t["to"] == "approval_refused") {
+                return Err(ApproveError::Refused(
+                    t["detail"].as_str().unwrap_or("").to_owned(),
+                ));
+            }
+            if !ours.is_empty() {
                 if !accepted {
                     accepted = true;
                     progress(&format!("accepted by the pipeline ({})", a.environment));
                 }
-            }
-            if let (true, Some(i)) = (accepted, answer) {
-                match settled(run, a, &history[i + 1..]) {
+                match settled(run, a, &ours) {
                     Settled::No => {}
                     Settled::Yes(text) => return Ok(text),
                     Settled::Failed(text) => return Err(ApproveError::PromotionFailed(text)),
@@ -248,9 +274,9 @@ enum Settled {
     Failed(String),
 }
 
-/// Whether what an accepted approval started has finished; `since` is the history after
-/// the entry that accepted it.
-fn settled(run: &Value, a: &Approval, since: &[Value]) -> Settled {
+/// Whether what an accepted approval started has finished; `ours` are the history entries
+/// that carry its nonce.
+fn settled(run: &Value, a: &Approval, ours: &[&Value]) -> Settled {
     let e = &run["environments"][a.environment.as_str()];
     let regions = || -> String {
         e["regions"]
@@ -258,27 +284,23 @@ fn settled(run: &Value, a: &Approval, since: &[Value]) -> Settled {
             .map(|r| r.keys().cloned().collect::<Vec<_>>().join(", "))
             .unwrap_or_default()
     };
+    let entry = |to: &str| {
+        ours.iter()
+            .find(|t| t["to"] == to)
+            .map(|t| t["detail"].as_str().unwrap_or("").to_owned())
+    };
     match a.decision {
         Decision::Reject => Settled::Yes(format!(
             "{} rejected for {} by {}",
             a.run_id, a.environment, a.approver
         )),
-        Decision::Rollback => {
-            let done = since.iter().find(|t| {
-                t["to"] == "rollback"
-                    && t["detail"]
-                        .as_str()
-                        .is_some_and(|d| d.starts_with(&format!("{} back to", a.environment)))
-            });
-            match done {
-                Some(t) => Settled::Yes(format!(
-                    "{} rolled back: {}",
-                    a.environment,
-                    t["detail"].as_str().unwrap_or("")
-                )),
-                None => Settled::No,
-            }
-        }
+        Decision::Rollback => match (entry("rollback"), entry("promotion_refused")) {
+            (Some(done), _) => Settled::Yes(format!("{} rolled back: {done}", a.environment)),
+            (None, Some(why)) => Settled::Failed(why),
+            (None, None) => Settled::No,
+        },
+        // Degraded is not final: the reconciler retries the failed region until it converges
+        // or the run is flagged; only a refusal (no slot) ends the wait early.
         Decision::Approve => match e["status"].as_str().unwrap_or("") {
             "healthy" => Settled::Yes(format!(
                 "{} is in {} ({})",
@@ -286,14 +308,11 @@ fn settled(run: &Value, a: &Approval, since: &[Value]) -> Settled {
                 a.environment,
                 regions()
             )),
-            "degraded" | "refused" => Settled::Failed(format!(
-                "{} in {} is {}: {}",
+            "refused" => Settled::Failed(format!(
+                "{} was not promoted to {}: {}",
                 a.run_id,
                 a.environment,
-                e["status"].as_str().unwrap_or(""),
-                e["refusal"]
-                    .as_str()
-                    .unwrap_or("a region failed; the reconciler retries it")
+                e["refusal"].as_str().unwrap_or("refused")
             )),
             _ => Settled::No,
         },
@@ -315,28 +334,29 @@ mod tests {
     }
 
     #[test]
-    fn an_approval_settles_when_its_environment_is_healthy_or_fails_when_degraded() {
+    fn an_approval_settles_when_its_environment_is_healthy_keeps_waiting_when_degraded() {
         let a = approval("r", "test", Decision::Approve, "qa", "ok");
-        let run = |status: &str| json!({"environments": {"test": {"status": status, "regions": {"a": {}, "b": {}}}}});
+        let run = |status: &str| {
+            json!({"environments": {"test": {"status": status, "regions": {"a": {}, "b": {}},
+                   "refusal": "no free slot"}}})
+        };
         assert!(matches!(settled(&run("promoting"), &a, &[]), Settled::No));
         assert!(matches!(settled(&run("healthy"), &a, &[]), Settled::Yes(t) if t.contains("a, b")));
-        assert!(matches!(
-            settled(&run("degraded"), &a, &[]),
-            Settled::Failed(_)
-        ));
+        assert!(matches!(settled(&run("degraded"), &a, &[]), Settled::No));
+        assert!(
+            matches!(settled(&run("refused"), &a, &[]), Settled::Failed(t) if t.contains("no free slot"))
+        );
     }
 
     #[test]
-    fn a_rollback_settles_when_its_environment_is_recorded_back() {
+    fn a_rollback_settles_on_its_own_entry_done_or_refused() {
         let a = approval("r", "prod", Decision::Rollback, "rm", "bad");
         let run = json!({"environments": {}});
         assert!(matches!(settled(&run, &a, &[]), Settled::No));
-        let h = [json!({"to": "rollback", "detail": "test back to x"})];
-        assert!(
-            matches!(settled(&run, &a, &h), Settled::No),
-            "another environment"
-        );
-        let h = [json!({"to": "rollback", "detail": "prod back to x"})];
-        assert!(matches!(settled(&run, &a, &h), Settled::Yes(_)));
+        let done = json!({"to": "rollback", "detail": "prod back to x"});
+        assert!(matches!(settled(&run, &a, &[&done]), Settled::Yes(_)));
+        let refused =
+            json!({"to": "promotion_refused", "detail": "prod rollback to x refused: full"});
+        assert!(matches!(settled(&run, &a, &[&refused]), Settled::Failed(t) if t.contains("full")));
     }
 }

@@ -20,16 +20,31 @@ pub fn emit(text: &str) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
         Err(e) => {
-            eprintln!("fthub: cannot write the output: {e}");
+            warn(&format!("fthub: cannot write the output: {e}"));
             std::process::exit(2)
         }
     }
+}
+
+/// Writes a line to stderr, ignoring a stderr that went away (`2>&1 | head -1`): progress
+/// and warnings are never worth a panic.
+pub fn warn(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
 
 /// `println!` through [`emit`].
 macro_rules! outln {
     ($($arg:tt)*) => {
         $crate::commands::emit(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `eprintln!` through [`warn`].
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {
+        $crate::commands::warn(&format!("{}", format_args!($($arg)*)))
     };
 }
 pub(crate) use outln;

@@ -27,6 +27,12 @@ pub enum OpsError {
     /// Bad input.
     #[error("{0}")]
     Usage(String),
+    /// The app answered and refused (a 4xx with its reason).
+    #[error("{0}")]
+    Refused(String),
+    /// What was named does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// Storage.
     #[error("storage: {0}")]
     Store(#[from] crate::ports::BlobError),
@@ -135,6 +141,14 @@ pub async fn status_with_key(base: &str, path: &str, key: Option<&str>) -> Resul
         )));
     }
     let v: Value = resp.json().await.map_err(|e| api(e.to_string()))?;
+    if code.as_u16() == 400 {
+        // A query the API refuses names what is wrong.
+        return Err(OpsError::Usage(
+            v["detail"]
+                .as_str()
+                .map_or_else(|| format!("{url}: HTTP 400"), str::to_owned),
+        ));
+    }
     if !code.is_success() && code.as_u16() != 404 {
         return Err(api(format!("HTTP {code}")));
     }
@@ -142,7 +156,7 @@ pub async fn status_with_key(base: &str, path: &str, key: Option<&str>) -> Resul
 }
 
 /// The order runs move through; `wait` is done once the run is at or past the target.
-const PROGRESS: [&str; 8] = [
+pub const PROGRESS: [&str; 8] = [
     "queued",
     "uploading",
     "training",
@@ -190,7 +204,7 @@ pub enum WaitError {
     #[error(transparent)]
     Ops(#[from] OpsError),
     /// No such run.
-    #[error("no run {0} (after 30 s); `fthub status` lists the runs")]
+    #[error("no run {0}; `fthub status` lists the runs")]
     NotFound(String),
     /// The run stopped at a stage it does not leave by itself.
     #[error("run {run} stopped at {stage}; `fthub status {run}` shows why")]
@@ -248,7 +262,7 @@ pub async fn wait(
                 last = "waiting for intake to create the run".into();
                 match &spinner {
                     Some(s) => s.set_message(last.clone()),
-                    None => eprintln!("{run_id}: {last}"),
+                    None => crate::errln!("{run_id}: {last}"),
                 }
             }
             tokio::time::sleep(std::time::Duration::from_millis(500)).await;
@@ -258,7 +272,7 @@ pub async fn wait(
         if line != last {
             match &spinner {
                 Some(s) => s.set_message(line.clone()),
-                None => eprintln!("{run_id}: {line}"),
+                None => crate::errln!("{run_id}: {line}"),
             }
             last = line;
         }

@@ -50,7 +50,11 @@ pub async fn act(
         .or_else(|| v["error"].as_str())
         .filter(|w| !w.is_empty())
         .map_or_else(|| format!("HTTP {code}"), str::to_owned);
-    Err(OpsError::Usage(format!("{action} {id} refused: {why}")))
+    // A 4xx other than the key's is the app's answer; the rest is the app not doing its job.
+    if code.is_client_error() && code.as_u16() != 401 && code.as_u16() != 403 {
+        return Err(OpsError::Refused(format!("{action} {id} refused: {why}")));
+    }
+    Err(api(format!("HTTP {code}: {why}")))
 }
 
 /// One dead-lettered message still in a local dead-letter subqueue (no recorder read it:
@@ -189,7 +193,7 @@ pub async fn replay(
     if out.is_empty()
         && let Some(k) = key
     {
-        return Err(OpsError::Usage(format!("no dead letter {k}")));
+        return Err(OpsError::NotFound(format!("no dead letter {k}")));
     }
     Ok(out)
 }

@@ -17,6 +17,8 @@ pub enum Action {
     Check {
         /// Store.
         store: Arc<dyn BlobStore>,
+        /// JSON instead of lines.
+        json: bool,
     },
     /// `CONTAINER[/PREFIX]`.
     List {
@@ -78,7 +80,8 @@ fn peak_rss_kib() -> Option<u64> {
 /// Storage failures (a 403 names the role to assign), bad paths, local I/O.
 pub async fn run(action: Action) -> Result<(), StorageCmdError> {
     match action {
-        Action::Check { store } => {
+        Action::Check { store, json } => {
+            let mut checked = Vec::new();
             for c in CONTAINERS {
                 let n = store.list(c, "").await?.len();
                 let probe = format!(".fthub-check/{}", uuid::Uuid::new_v4());
@@ -86,7 +89,16 @@ pub async fn run(action: Action) -> Result<(), StorageCmdError> {
                     .put(c, &probe, b"probe", Condition::IfNotExists)
                     .await?;
                 store.delete(c, &probe, Condition::None).await?;
-                crate::commands::outln!("ok  {c:<10} list ({n} blobs), write, delete");
+                if !json {
+                    crate::commands::outln!("ok  {c:<10} list ({n} blobs), write, delete");
+                }
+                checked.push(serde_json::json!({"container": c, "blobs": n, "list": true, "write": true, "delete": true}));
+            }
+            if json {
+                crate::commands::outln!(
+                    "{}",
+                    serde_json::to_string_pretty(&checked).unwrap_or_default()
+                );
             }
             Ok(())
         }
@@ -174,7 +186,7 @@ pub async fn run(action: Action) -> Result<(), StorageCmdError> {
                 .map(|b| format!("{b:02x}"))
                 .collect();
             let rss = peak_rss_kib().map_or_else(String::new, |k| format!(" peak_rss_kib={k}"));
-            eprintln!("bytes={total} sha256={digest}{rss}");
+            crate::errln!("bytes={total} sha256={digest}{rss}");
             Ok(())
         }
     }

@@ -10,9 +10,8 @@ use super::ops::{OpsError, read};
 use crate::domain::dataset_path::{DATASETS_CONTAINER, DatasetPath};
 use crate::domain::manifest::Manifest;
 use crate::domain::run::run_id;
-use crate::domain::validation::policy::Policy;
 use crate::domain::validation::report::Verdict;
-use crate::domain::validation::{Method, Rules, tokens};
+use crate::domain::validation::{Rules, tokens};
 use crate::ports::{BlobStore, Condition};
 use crate::services::validation::{StreamOptions, SubmissionReport, validate_paths};
 
@@ -31,6 +30,9 @@ pub struct Plan {
     pub files: Vec<(String, PathBuf)>,
     /// The run the upload starts: the pipeline derives the same id from the same bytes.
     pub run_id: String,
+    /// The id versions before the manifest counted gave these files: intake continues a run
+    /// there when its manifest asked for the same.
+    pub legacy_run_id: String,
     /// The local validation, unless skipped.
     pub validation: Option<SubmissionReport>,
 }
@@ -38,15 +40,52 @@ pub struct Plan {
 /// Why a submission is not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The submission would be refused by the pipeline (names, manifest, data).
-    #[error("{0}")]
-    Refused(String),
+    /// The project or submission name breaks the dataset path rule.
+    #[error("project {project:?}, submission {submission:?}: {reason}")]
+    BadName {
+        /// Project.
+        project: String,
+        /// Submission.
+        submission: String,
+        /// The rule broken.
+        reason: String,
+    },
+    /// The directory has no manifest.
+    #[error(
+        "{0} has no manifest.json: write one (`{{}}` trains train.jsonl with the project's defaults)"
+    )]
+    NoManifest(String),
+    /// The manifest is not what intake accepts.
+    #[error("{path}: {reason}")]
+    BadManifest {
+        /// Its path.
+        path: String,
+        /// What is wrong (an unknown field is named, with its line).
+        reason: String,
+    },
+    /// A data file the manifest names is not there.
+    #[error("{0} is named by manifest.json but missing")]
+    MissingFile(String),
+    /// The base model is of no known family.
+    #[error("base model {0:?} is not a known family")]
+    UnknownModel(String),
     /// The local dataset check rejects it; the report says why.
     #[error("the local validation rejects the submission (--no-validate skips it)")]
     Rejected(Box<SubmissionReport>),
-    /// Reading, storage, the bus.
+    /// A data file could not be read while validating.
+    #[error("cannot validate: {0}")]
+    Unreadable(String),
+    /// Reading, storage.
     #[error(transparent)]
     Ops(#[from] OpsError),
+}
+
+impl SubmitError {
+    /// Whether the answer is "no" (exit 1: intake would refuse or reject it) rather than a
+    /// command that could not do its job (exit 2: unreadable files, storage).
+    pub fn is_no(&self) -> bool {
+        !matches!(self, Self::Unreadable(_) | Self::Ops(_))
+    }
 }
 
 fn sha256_file(path: &Path) -> Result<String, OpsError> {
@@ -90,37 +129,33 @@ pub fn plan(
         DATASETS_CONTAINER,
         &format!("{project}/{submission}/manifest.json"),
     )
-    .map_err(|e| {
-        SubmitError::Refused(format!(
-            "project {project:?}, submission {submission:?}: {e}"
-        ))
+    .map_err(|e| SubmitError::BadName {
+        project: project.to_owned(),
+        submission: submission.to_owned(),
+        reason: e.to_string(),
     })?;
     if !manifest_path.is_file() {
-        return Err(SubmitError::Refused(format!(
-            "{} has no manifest.json: write one (`{{}}` trains train.jsonl with the project's defaults)",
-            dir.display()
-        )));
+        return Err(SubmitError::NoManifest(dir.display().to_string()));
     }
-    let mut value: Value = serde_json::from_slice(&read(&manifest_path)?).map_err(|e| {
-        SubmitError::Refused(format!("{} is not JSON: {e}", manifest_path.display()))
-    })?;
-    let obj = value.as_object_mut().ok_or_else(|| {
-        SubmitError::Refused(format!("{} must be a JSON object", manifest_path.display()))
-    })?;
+    let bad = |reason: String| SubmitError::BadManifest {
+        path: manifest_path.display().to_string(),
+        reason,
+    };
+    let mut value: Value = serde_json::from_slice(&read(&manifest_path)?)
+        .map_err(|e| bad(format!("not JSON: {e}")))?;
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| bad("must be a JSON object".into()))?;
     obj.entry("submitted_by")
         .or_insert_with(|| Value::String(submitter.to_owned()));
     let manifest_json = serde_json::to_vec_pretty(&value).unwrap_or_default();
-    let manifest = Manifest::from_json(&manifest_json)
-        .map_err(|e| SubmitError::Refused(format!("{}: {e}", manifest_path.display())))?;
+    let manifest = Manifest::from_json(&manifest_json).map_err(|e| bad(e.to_string()))?;
     let mut files = Vec::new();
     let mut digests = Vec::new();
     for f in manifest.files() {
         let path = dir.join(&f);
         if !path.is_file() {
-            return Err(SubmitError::Refused(format!(
-                "{} is named by manifest.json but missing",
-                path.display()
-            )));
+            return Err(SubmitError::MissingFile(path.display().to_string()));
         }
         digests.push(sha256_file(&path)?);
         files.push((format!("{project}/{submission}/{f}"), path));
@@ -130,22 +165,11 @@ pub fn plan(
             .base_model
             .clone()
             .unwrap_or_else(|| tokens::DEFAULT_MODEL.to_owned());
-        let spec = tokens::model_spec(&model).ok_or_else(|| {
-            SubmitError::Refused(format!("base model {model:?} is not a known family"))
-        })?;
-        let rules = Rules {
-            model,
-            spec,
-            method: match manifest.method {
-                crate::domain::aoai::TrainingMethod::Supervised => Method::Supervised,
-                crate::domain::aoai::TrainingMethod::Dpo => Method::Dpo,
-            },
-            n_epochs: manifest.hyperparameters.n_epochs.map(u64::from),
-            policy: Policy::default(),
-        };
+        let rules = Rules::for_manifest(&manifest, model.clone())
+            .ok_or_else(|| SubmitError::UnknownModel(model.clone()))?;
         let paths: Vec<PathBuf> = files.iter().map(|(_, p)| p.clone()).collect();
         let report = validate_paths(&paths, &rules, StreamOptions::default(), &|_, _| {})
-            .map_err(|e| SubmitError::Refused(e.to_string()))?;
+            .map_err(|e| SubmitError::Unreadable(e.to_string()))?;
         if report.verdict == Verdict::Rejected {
             return Err(SubmitError::Rejected(Box::new(report)));
         }
@@ -155,6 +179,7 @@ pub fn plan(
     };
     Ok(Plan {
         run_id: run_id(project, submission, &digests, &manifest.settings_digest()),
+        legacy_run_id: crate::domain::run::legacy_run_id(project, submission, &digests),
         project: project.to_owned(),
         submission: submission.to_owned(),
         manifest_json,

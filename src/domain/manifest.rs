@@ -48,6 +48,17 @@ pub struct Manifest {
     pub eval_file: Option<String>,
 }
 
+fn strip_nulls(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(m) => {
+            m.retain(|_, x| !x.is_null());
+            m.values_mut().for_each(strip_nulls);
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
+
 fn default_train() -> String {
     "train.jsonl".into()
 }
@@ -88,13 +99,17 @@ impl Manifest {
     }
 
     /// A digest of what the manifest asks for (everything but who submitted it), so the
-    /// same data under a changed manifest is a new run rather than the old one.
+    /// same data under a changed manifest is a new run rather than the old one. Unset
+    /// (`null`) fields do not count, so a field added to the manifest later leaves the ids of
+    /// manifests that do not use it as they were.
     pub fn settings_digest(&self) -> String {
         let settings = Self {
             submitted_by: None,
             ..self.clone()
         };
-        super::run::sha256_hex(&serde_json::to_vec(&settings).unwrap_or_default())
+        let mut v = serde_json::to_value(&settings).unwrap_or_default();
+        strip_nulls(&mut v);
+        super::run::sha256_hex(&serde_json::to_vec(&v).unwrap_or_default())
     }
 
     /// Data files in the submission (training first).
@@ -103,5 +118,36 @@ impl Manifest {
             .chain(self.validation_file.clone())
             .chain(self.eval_file.clone())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(json: &str) -> String {
+        Manifest::from_json(json.as_bytes())
+            .expect("manifest")
+            .settings_digest()
+    }
+
+    #[test]
+    fn the_settings_digest_ignores_the_submitter_and_unset_fields_and_is_pinned() {
+        let base = digest(r#"{"base_model": "gpt-4.1-mini-2025-04-14", "seed": 7}"#);
+        assert_eq!(
+            base,
+            digest(
+                r#"{"base_model": "gpt-4.1-mini-2025-04-14", "seed": 7, "submitted_by": "ana", "parent_run": null}"#
+            )
+        );
+        assert_ne!(
+            base,
+            digest(r#"{"base_model": "gpt-4.1-mini-2025-04-14", "seed": 8}"#)
+        );
+        // Pinned: a change here changes every run id, which must be deliberate.
+        assert_eq!(
+            base,
+            "57f944fa822dc583e22c6601ffad1f5bcae077f67ded2e86ec58fd03fd4d0354"
+        );
     }
 }

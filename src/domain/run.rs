@@ -545,8 +545,22 @@ pub fn run_id(
     file_digests: &[String],
     manifest_digest: &str,
 ) -> String {
-    let combined =
-        sha256_hex(format!("{}\nmanifest {manifest_digest}", file_digests.join("\n")).as_bytes());
+    id_of(
+        project,
+        submission,
+        &format!("{}\nmanifest {manifest_digest}", file_digests.join("\n")),
+    )
+}
+
+/// The id versions before the manifest counted gave the same files: intake looks for it
+/// too, so an event redelivered across an upgrade continues its run instead of starting a
+/// second (billed) one.
+pub fn legacy_run_id(project: &str, submission: &str, file_digests: &[String]) -> String {
+    id_of(project, submission, &file_digests.join("\n"))
+}
+
+fn id_of(project: &str, submission: &str, material: &str) -> String {
+    let combined = sha256_hex(material.as_bytes());
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| {
@@ -731,6 +745,11 @@ mod tests {
             run_id("Acme Support", "s1", &["aa".into(), "bc".into()], "m1")
         );
         assert_ne!(a, run_id("Acme Support", "s1", &files, "m2"));
+        // The id before manifests counted is what the old formula gave: the files alone.
+        assert_eq!(
+            legacy_run_id("Acme Support", "s1", &files),
+            format!("acme-support-s1-{}", &sha256_hex(b"aa\nbb")[..8])
+        );
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

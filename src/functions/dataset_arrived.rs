@@ -7,8 +7,9 @@
 //!   up to 30 times): check the blob's place in the layout and hand the work to
 //!   `ValidateSubmission` through the `intake` queue. A submission's data files wait for
 //!   its manifest; the manifest (or a bare `.jsonl` drop) is what goes on.
-//! - Idempotency: the run id derives from the submission and its content digests, so a
-//!   redelivered event or a second upload of the same bytes finds the same run.
+//! - Idempotency: the run id derives from the submission, its content digests and its
+//!   manifest's settings, so a redelivered event or a second upload of the same bytes and
+//!   manifest finds the same run.
 //! - Retries: an unknown event type, a blob outside `datasets/` or a name that escapes its
 //!   container is terminal (recorded, never retried).
 

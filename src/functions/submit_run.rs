@@ -9,7 +9,8 @@
 //! - Answers `POST runs` with 202 at once: `{project, submission, blob, status}`, `status`
 //!   being `/api/status/submissions/{project}/{submission}` (the run, once validation created
 //!   it); the work goes to `ValidateSubmission` on the `intake` queue.
-//! - Idempotency: the run id derives from the submission and its content digest.
+//! - Idempotency: the run id derives from the submission, its content digests and its
+//!   manifest's settings.
 //! - Retries: a malformed request answers 400 to its caller; nothing is retried.
 
 use serde_json::json;

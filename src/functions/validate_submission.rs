@@ -7,7 +7,8 @@
 //!   Hub takes longer. Here the message lock is renewed for the whole invocation.
 //! - Outputs: `notifications`.
 //! - Purpose: stream and validate the submission, create its run (or find it: the run id
-//!   derives from the submission and its content digest), queue it for training.
+//!   derives from the submission, its content digests and its manifest's settings), queue
+//!   it for training.
 //! - Retries: a body that is not a pipeline message is terminal (recorded); retryable
 //!   failures answer 500 and Service Bus redelivers, then dead-letters to
 //!   `IntakeDeadLetters`, which keeps it in the dead-letter book for a replay.

@@ -218,7 +218,7 @@ pub async fn run(opts: DevOptions) -> Result<(), DevError> {
     };
     let _mark = watch.write(&home)?;
     // Like Core Tools, the local host checks no function keys, so the URL needs none.
-    eprintln!(
+    crate::errln!(
         "fthub dev: dashboard {} · home {}",
         watch.dashboard,
         home.display()

@@ -31,7 +31,10 @@ impl Watch {
     pub fn write(&self, home: &Path) -> std::io::Result<Guard> {
         let path = home.join(FILE);
         std::fs::write(&path, serde_json::to_vec_pretty(self).unwrap_or_default())?;
-        Ok(Guard(path))
+        Ok(Guard {
+            path,
+            pid: self.pid,
+        })
     }
 
     /// The mark in `home`, if a host that is still alive left it.
@@ -42,13 +45,23 @@ impl Watch {
     }
 }
 
-/// Removes the mark when the host stops.
+/// Removes the mark when the host stops — unless another host on the same home has
+/// written its own since.
 #[derive(Debug)]
-pub struct Guard(PathBuf);
+pub struct Guard {
+    path: PathBuf,
+    pid: u32,
+}
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let ours = std::fs::read(&self.path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Watch>(&b).ok())
+            .is_some_and(|w| w.pid == self.pid);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 

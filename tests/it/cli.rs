@@ -113,10 +113,18 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
     std::fs::rename(&changed, root.path().join("s1")).expect("mv");
     let out = fthub(&app, &["submit", &good, "--project", "acme"]);
     let (stdout, _) = text(&out);
+    assert_eq!(code(&out), 0, "{stdout}");
     assert!(
         stdout.contains("a new run") && stdout.contains(&run),
         "{stdout}"
     );
+    let second = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("run "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the new run id")
+        .to_owned();
+    assert_ne!(second, run);
 
     // approve: what can be checked is checked before anything is published.
     let key = app.join("keys/quality-lead.key");
@@ -229,6 +237,56 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
         serde_json::from_slice(&fthub(&app, &["status", &run, "--json"]).stdout).expect("json");
     assert_eq!(status["run"]["environments"]["test"]["status"], "healthy");
 
+    // The corrected run follows the first into Test; a rollback is followed to its answer,
+    // and rolling back the run that no longer serves is refused.
+    let out = fthub(&app, &["wait", &second, "--for", "dev", "--timeout", "180"]);
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    // The same data and manifest again, once the run exists: it continues, nothing new.
+    let out = fthub(&app, &["submit", &good, "--project", "acme"]);
+    assert!(
+        text(&out)
+            .0
+            .contains(&format!("run {second} exists already")),
+        "{:?}",
+        text(&out)
+    );
+    let out = fthub(
+        &app,
+        &[
+            "approve",
+            &second,
+            "--env",
+            "test",
+            "--approver",
+            "quality-lead",
+            "--key",
+            key,
+        ],
+    );
+    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    let rollback = [
+        "approve",
+        &second,
+        "--env",
+        "test",
+        "--approver",
+        "quality-lead",
+        "--key",
+        key,
+        "--rollback",
+    ];
+    let out = fthub(&app, &rollback);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(code(&out), 0, "{stdout} {stderr}");
+    assert!(
+        stdout.contains("rolled back") && stdout.contains(&run),
+        "{stdout}"
+    );
+    let out = fthub(&app, &rollback);
+    let (_, stderr) = text(&out);
+    assert_eq!(code(&out), 1, "{stderr}");
+    assert!(stderr.contains("refused by the pipeline"), "{stderr}");
+
     // Output: text by default (uncoloured off a terminal), "not found" is a no, and a
     // reader that goes away is no panic.
     let out = fthub(&app, &["status", &run]);
@@ -267,6 +325,21 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
             out.status
         );
     }
+    // A closed stderr is no panic either (`fthub status nosuchrun 2>&1 | head -0`).
+    let mut child = Command::new(common::fthub())
+        .current_dir(&app)
+        .args(["status", "nosuchrun"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stderr.take());
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{:?}", out.status);
+    // With --json a "no" is a JSON document too.
+    let out = fthub(&app, &["status", "nosuchrun", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["error"], "no");
     drop(dev);
 }
 

@@ -27,16 +27,7 @@ struct Story {
 }
 
 /// Stages in the order a run passes them.
-const ORDER: [&str; 8] = [
-    "queued",
-    "uploading",
-    "training",
-    "evaluating",
-    "evaluated",
-    "dev",
-    "test",
-    "prod",
-];
+const ORDER: [&str; 8] = fthub::commands::ops::PROGRESS;
 
 /// Held-out examples, evaluation batch size, and the batches stored over the two models
 /// scored (candidate, base).

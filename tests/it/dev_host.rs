@@ -46,6 +46,9 @@ fn event_of(inv: &Value) -> Value {
 
 #[tokio::test]
 async fn a_file_written_into_local_storage_triggers_dataset_arrived_once_per_blob_version() {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = event_grid_app();
     let home = tempfile::tempdir().expect("tmp");
     let mut dev = Dev::start(app.path(), home.path(), &[]).await;
@@ -107,6 +110,9 @@ async fn a_file_written_into_local_storage_triggers_dataset_arrived_once_per_blo
 
 #[tokio::test]
 async fn a_blob_version_that_keeps_failing_is_poisoned_after_five_tries() {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = event_grid_app();
     app.set_behaviour(json!({"DatasetArrived": {"status": 500}}));
     let home = tempfile::tempdir().expect("tmp");
@@ -135,6 +141,9 @@ async fn a_blob_version_that_keeps_failing_is_poisoned_after_five_tries() {
 #[tokio::test]
 async fn a_failing_service_bus_message_is_redelivered_with_a_growing_delivery_count_and_dead_lettered_after_ten()
  {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = service_bus_app(json!({}));
     app.set_behaviour(json!({"Work": {"status": 500}}));
     let home = tempfile::tempdir().expect("tmp");
@@ -181,6 +190,9 @@ async fn a_failing_service_bus_message_is_redelivered_with_a_growing_delivery_co
 
 #[tokio::test]
 async fn a_killed_and_restarted_dev_host_still_delivers_the_messages_it_held() {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = service_bus_app(json!({}));
     app.set_behaviour(json!({"Work": {"hang": true}}));
     let home = tempfile::tempdir().expect("tmp");
@@ -233,6 +245,9 @@ async fn a_killed_and_restarted_dev_host_still_delivers_the_messages_it_held() {
 
 #[tokio::test]
 async fn a_timer_missed_during_downtime_runs_once_with_is_past_due() {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = RecorderApp::new(
         &[(
             "Nightly",
@@ -286,6 +301,9 @@ async fn a_timer_missed_during_downtime_runs_once_with_is_past_due() {
 #[tokio::test]
 async fn http_requests_reach_http_functions_in_the_hosts_request_envelope_and_outputs_are_delivered()
  {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = RecorderApp::new(
         &[(
             "Order",
@@ -414,6 +432,9 @@ async fn the_dev_host_runs_the_real_handler_for_the_repository_app() {
 
 #[tokio::test]
 async fn a_failing_timer_with_a_retry_policy_is_retried_with_its_retry_context() {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = RecorderApp::new(
         &[(
             "Nightly",
@@ -446,6 +467,9 @@ async fn a_failing_timer_with_a_retry_policy_is_retried_with_its_retry_context()
 
 #[tokio::test]
 async fn http_in_and_out_functions_are_forwarded_raw_when_forwarding_is_on() {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let script = common::repo().join("tests/support/recording_handler.py");
     let app = RecorderApp::new(
         &[(
@@ -492,6 +516,9 @@ async fn http_in_and_out_functions_are_forwarded_raw_when_forwarding_is_on() {
 #[tokio::test]
 async fn a_dead_lettered_message_reaches_the_function_bound_to_the_dead_letter_subqueue_and_replays()
  {
+    if !common::external("python3 (the independent handler)") {
+        return;
+    }
     let app = RecorderApp::new(
         &[
             (

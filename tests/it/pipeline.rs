@@ -1507,3 +1507,87 @@ async fn keepwarm_with_a_spoke_that_never_answers_ends_within_its_budget_and_rec
         "recorded as failing"
     );
 }
+
+/// A run created before ids covered the manifest, as that version stored it: the same
+/// files and manifest, at the id of the files alone.
+async fn legacy_run(e: &Env, manifest_edit: impl Fn(&mut Value)) -> String {
+    use fthub::domain::run::{NewRun, Run, legacy_run_id, sha256_hex};
+    let store = e.pipeline.store.as_ref();
+    let mut digests = Vec::new();
+    for f in ["train.jsonl", "eval.jsonl"] {
+        let (_, bytes) = store
+            .get("datasets", &format!("acme/s1/{f}"))
+            .await
+            .expect("blob");
+        digests.push(sha256_hex(&bytes));
+    }
+    let (_, bytes) = store
+        .get("datasets", "acme/s1/manifest.json")
+        .await
+        .expect("manifest");
+    let mut m: Value = serde_json::from_slice(&bytes).expect("json");
+    manifest_edit(&mut m);
+    let manifest =
+        fthub::domain::manifest::Manifest::from_json(m.to_string().as_bytes()).expect("manifest");
+    let id = legacy_run_id("acme", "s1", &digests);
+    let run = Run::new(
+        NewRun {
+            id: id.clone(),
+            project: "acme".into(),
+            submission: "s1".into(),
+            submitted_by: "data-scientist".into(),
+            manifest,
+            base_model: "gpt-4.1-mini-2025-04-14".into(),
+            data_digest: sha256_hex(digests.join("\n").as_bytes()),
+            files: Vec::new(),
+        },
+        Stage::Evaluated,
+        chrono::Utc::now(),
+    );
+    assert!(runs::create(store, &run).await.expect("create"));
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_redelivered_across_the_upgrade_continues_the_run_under_its_old_id() {
+    let e = env().await;
+    e.submit().await;
+    let old = legacy_run(&e, |_| {}).await;
+    e.pipeline
+        .on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("redelivery");
+    let all = runs::list(e.pipeline.store.as_ref()).await.expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        [old.as_str()],
+        "no second run, no second job"
+    );
+    assert_eq!(e.count("POST", "/fine_tuning/jobs").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_data_under_a_changed_manifest_is_a_new_run_beside_the_old_one() {
+    let e = env().await;
+    e.submit().await;
+    let old = legacy_run(&e, |m| m["seed"] = json!(99)).await;
+    e.pipeline
+        .on_dataset_blob("acme/s1/manifest.json")
+        .await
+        .expect("start");
+    let all = runs::list(e.pipeline.store.as_ref()).await.expect("list");
+    assert_eq!(
+        all.len(),
+        2,
+        "{:?}",
+        all.iter().map(|r| &r.id).collect::<Vec<_>>()
+    );
+    assert!(
+        all.iter()
+            .any(|r| r.id == old && r.stage == Stage::Evaluated)
+    );
+    assert!(
+        all.iter()
+            .any(|r| r.id != old && r.manifest.seed == Some(7))
+    );
+}

@@ -77,6 +77,27 @@ pub struct Rules {
     pub policy: Policy,
 }
 
+impl Rules {
+    /// The rules a submission's manifest asks for, on `model` (the manifest's base model or
+    /// the default the caller knows); `None` for a model of no known family. Intake and
+    /// `fthub submit` both use this, so they judge a dataset the same way.
+    pub fn for_manifest(
+        manifest: &crate::domain::manifest::Manifest,
+        model: String,
+    ) -> Option<Self> {
+        Some(Self {
+            spec: tokens::model_spec(&model)?,
+            model,
+            method: match manifest.method {
+                crate::domain::aoai::TrainingMethod::Supervised => Method::Supervised,
+                crate::domain::aoai::TrainingMethod::Dpo => Method::Dpo,
+            },
+            n_epochs: manifest.hyperparameters.n_epochs.map(u64::from),
+            policy: Policy::default(),
+        })
+    }
+}
+
 /// One listed error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LineError {

@@ -103,22 +103,37 @@ impl Pipeline {
                     reason: a.reason.clone(),
                 }))
             }
-            Decision::Rollback => self.roll_back(&run, env, &a.approver).await,
+            Decision::Rollback => self.roll_back(&run, env, a).await,
         }
     }
 
-    /// Restores the release before `run` in `env` (the project's own), everywhere.
-    async fn roll_back(&self, run: &Run, env: Env, by: &str) -> Result<Emitted, PipelineError> {
+    /// Restores the release before `run` in `env` (the project's own), everywhere. Its
+    /// outcome is recorded on `run` with the approval's nonce, so its approver can find it.
+    async fn roll_back(
+        &self,
+        run: &Run,
+        env: Env,
+        a: &approval::Approval,
+    ) -> Result<Emitted, PipelineError> {
+        let by = a.approver.as_str();
         let record = inventory::project(self.store.as_ref(), &run.project).await?;
         let target = match record.current(env) {
             // Not rolled back yet (or a crash before it started): the release before it.
-            Some(cur) if cur.run_id == run.id => record
-                .rollback_target(env)
-                .map(|r| r.run_id.clone())
-                .ok_or_else(|| refused("approval_refused", "nothing to roll back to"))?,
+            Some(cur) if cur.run_id == run.id => match record.rollback_target(env) {
+                Some(r) => r.run_id.clone(),
+                None => {
+                    return self
+                        .refuse_approval(a, "nothing to roll back to".into())
+                        .await;
+                }
+            },
             // A redelivery after the rollback was recorded: it is the release now serving.
             Some(cur) => cur.run_id.clone(),
-            None => return Err(refused("approval_refused", "nothing to roll back to")),
+            None => {
+                return self
+                    .refuse_approval(a, "nothing to roll back to".into())
+                    .await;
+            }
         };
         let (target_run, _) = runs::get(self.store.as_ref(), &target)
             .await?
@@ -132,18 +147,18 @@ impl Pipeline {
             self.start_promotion(&target, env, by, Some(&run.id))
                 .await?;
             if let super::promotion::Promoted::Refused(n) = self.promote(&target, env, by).await? {
+                let why = match &n {
+                    Notification::PromotionRefused { reason, .. } => reason.clone(),
+                    _ => "the promotion was refused".to_owned(),
+                };
+                let detail = format!("{env} rollback to {target} refused: {why}");
+                self.note_once(&run.id, a, Event::PromotionRefused, detail)
+                    .await?;
                 return Ok(Emitted::notify(n));
             }
         }
         let detail = format!("{env} back to {target}");
-        runs::update(self.store.as_ref(), &run.id, |r| {
-            // A redelivered rollback records nothing twice.
-            if !r.history.iter().any(|t| t.detail == detail) {
-                r.note(by, Event::Rollback, detail.clone(), self.now());
-            }
-            Ok::<(), PipelineError>(())
-        })
-        .await?;
+        self.note_once(&run.id, a, Event::Rollback, detail).await?;
         Ok(Emitted::notify(Notification::RollbackCompleted {
             project: run.project.clone(),
             environment: env,
@@ -151,6 +166,30 @@ impl Pipeline {
             to_run: target,
             by: by.to_owned(),
         }))
+    }
+
+    /// Records what an approval led to on `run_id`, once per approval (a redelivery records
+    /// nothing twice), marked with its nonce.
+    async fn note_once(
+        &self,
+        run_id: &str,
+        a: &approval::Approval,
+        what: Event,
+        detail: String,
+    ) -> Result<(), PipelineError> {
+        runs::update(self.store.as_ref(), run_id, |r| {
+            let noted = r.history.iter().any(|t| {
+                t.approval.as_deref() == Some(a.nonce.as_str())
+                    && t.to == crate::domain::run::Step::Event(what)
+            });
+            if !noted {
+                r.note(&a.approver, what, detail.clone(), self.now());
+                answered(r, &a.nonce);
+            }
+            Ok::<(), PipelineError>(())
+        })
+        .await?;
+        Ok(())
     }
 
     /// Records a refused approval on its run (where its approver sees it) and refuses.

@@ -96,7 +96,16 @@ impl Pipeline {
             });
         }
         let digests: Vec<String> = files.iter().map(|f| f.digest.clone()).collect();
-        let id = run_id(project, submission, &digests, &manifest.settings_digest());
+        let mut id = run_id(project, submission, &digests, &manifest.settings_digest());
+        if runs::get(self.store.as_ref(), &id).await?.is_none() {
+            // A run started before ids covered the manifest, with these same settings.
+            let legacy = crate::domain::run::legacy_run_id(project, submission, &digests);
+            if let Some((old, _)) = runs::get(self.store.as_ref(), &legacy).await?
+                && old.manifest.settings_digest() == manifest.settings_digest()
+            {
+                id = legacy;
+            }
+        }
         if let Some((run, _)) = runs::get(self.store.as_ref(), &id).await? {
             // A redelivered event, or the same bytes uploaded again: continue, never restart.
             return match run.stage {
@@ -111,22 +120,12 @@ impl Pipeline {
                 .base_model
                 .unwrap_or_else(|| topo.defaults.base_model.clone())
         });
-        let spec = tokens::model_spec(&base_model).ok_or_else(|| {
+        let rules = Rules::for_manifest(&manifest, base_model.clone()).ok_or_else(|| {
             refused(
                 "unknown_model",
                 format!("base model {base_model:?} is not a known family"),
             )
         })?;
-        let rules = Rules {
-            model: base_model.clone(),
-            spec,
-            method: match manifest.method {
-                crate::domain::aoai::TrainingMethod::Supervised => Method::Supervised,
-                crate::domain::aoai::TrainingMethod::Dpo => Method::Dpo,
-            },
-            n_epochs: manifest.hyperparameters.n_epochs.map(u64::from),
-            policy: Policy::default(),
-        };
         let mut validated: Vec<(String, Validated)> = Vec::new();
         for (i, f) in files.iter().enumerate() {
             let training = role_of(&f.name, i == 0) == FileRole::Training;

@@ -45,7 +45,7 @@ use crate::domain::run::{
     Run, Stage, TrainingMetrics, ValidationSummary, run_id, sha256_hex,
 };
 use crate::domain::topology::{Account, Topology};
-use crate::domain::validation::{Method, Rules, policy::Policy, tokens};
+use crate::domain::validation::{Rules, tokens};
 use crate::error::{Classify, ErrorClass};
 use crate::ports::{
     AoaiError, BlobError, BlobStore, Clock, Condition, Deployments, Hub, Inference, KeyError,
