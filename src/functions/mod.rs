@@ -34,7 +34,7 @@ pub struct FunctionSpec {
     pub outputs: &'static [&'static str],
 }
 
-/// Every function, in DESIGN.md's order.
+/// Every function, in the order a run meets them.
 pub const ALL: [FunctionSpec; 13] = [
     dataset_arrived::SPEC,
     submit_run::SPEC,

@@ -111,5 +111,7 @@ async fn a_body_that_is_not_an_envelope_is_recorded_and_not_retried() {
             .is_some_and(|n| n.contains("bad_envelope")),
         "{body}"
     );
-    assert_eq!(rejections(home.path())[0]["kind"], "bad_envelope");
+    let records = rejections(home.path());
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["kind"], "bad_envelope");
 }
