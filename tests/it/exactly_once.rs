@@ -135,7 +135,8 @@ async fn fifty_concurrent_duplicates_on_two_handlers_cause_each_effect_once() {
     if !common::external("Azurite") {
         return;
     }
-    let az = common::azurite();
+    // Its own account: the TrainingMonitor deliveries below reconcile every active run in it.
+    let az = common::azurite_private();
     let t = Timings {
         file_processing_ms: 50,
         job_queue_ms: 50,

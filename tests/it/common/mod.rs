@@ -351,8 +351,19 @@ pub struct Azurite {
 
 static AZURITE: std::sync::OnceLock<Azurite> = std::sync::OnceLock::new();
 
+/// The Azurite the suites share (they use unique container or blob names).
 pub fn azurite() -> &'static Azurite {
-    AZURITE.get_or_init(|| {
+    AZURITE.get_or_init(start_azurite)
+}
+
+/// An Azurite of the caller's own, for a suite that runs the reconciler: on a shared account
+/// it would re-drive every other suite's active runs against its own emulator.
+pub fn azurite_private() -> Azurite {
+    start_azurite()
+}
+
+fn start_azurite() -> Azurite {
+    {
         let bin = repo().join("node_modules/.bin/azurite-blob");
         assert!(
             bin.exists(),
@@ -378,7 +389,10 @@ pub fn azurite() -> &'static Azurite {
             .expect("start azurite");
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "Azurite did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "Azurite did not start"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Azurite {
@@ -388,7 +402,7 @@ pub fn azurite() -> &'static Azurite {
                 "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint=http://127.0.0.1:{port}/devstoreaccount1;"
             ),
         }
-    })
+    }
 }
 
 /// The Python that scripts/test prepares (`FTHUB_TEST_PYTHON`), checked to import `modules`
