@@ -2,7 +2,7 @@
 //! handler, the local host, Azurite, the Python SDKs, files and request logs) and
 //! `emulator_env` (an emulator with fast timings and the client on it).
 //!
-//! Suites that need tools `scripts/test` installs (Azurite, Chromium, the pinned Python
+//! Suites that need tools `scripts/test` installs (python3, Azurite, Chromium, the pinned Python
 //! SDKs, GNU time) run when `FTHUB_TEST_EXTERNAL=1`, which `scripts/test` sets; without it
 //! they return early with a note, so `cargo test` alone passes on a bare machine.
 
