@@ -4,6 +4,12 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// Whether output to a terminal (`tty`) may be coloured: only on a terminal, and never
+/// with `NO_COLOR` set to anything but empty (no-color.org). The logs and the CLI share it.
+pub fn colour_allowed(tty: bool) -> bool {
+    tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Installs the global subscriber. Safe to call once per process.
 pub fn init() {
     let filter = std::env::var("FTHUB_LOG")
@@ -12,9 +18,7 @@ pub fn init() {
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
     let json = std::env::var("FTHUB_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    // Colour on a terminal only, and never with NO_COLOR set (no-color.org).
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let ansi = colour_allowed(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout)

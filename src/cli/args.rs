@@ -82,6 +82,42 @@ pub fn open_store(
     )?)
 }
 
+/// A Status view, the same document either way: read straight from `storage` when given,
+/// else from the app's API at `app`.
+pub async fn status_view(
+    storage: Option<&str>,
+    app: &AppArg,
+    path: &str,
+    query: &std::collections::BTreeMap<String, String>,
+) -> anyhow::Result<serde_json::Value> {
+    use anyhow::Context as _;
+    match storage {
+        Some(s) => {
+            let store = open_store(Some(s), Path::new("."))?;
+            Ok(
+                fthub::services::status::view(store.as_ref(), None, path, query)
+                    .await
+                    .context("reading status from storage")?
+                    .1,
+            )
+        }
+        None => {
+            let qs = url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(query)
+                .finish();
+            let path = if qs.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{path}?{qs}")
+            };
+            Ok(
+                fthub::commands::ops::status_with_key(&app.base(), &path, app.code.as_deref())
+                    .await?,
+            )
+        }
+    }
+}
+
 /// `$USER`, or `fallback`.
 pub fn user_or(fallback: &str) -> String {
     std::env::var("USER")

@@ -25,10 +25,9 @@ impl Out {
     /// JSON or text; text is coloured only when stdout is a terminal and `NO_COLOR` is unset
     /// or empty (no-color.org).
     pub fn new(json: bool) -> Self {
-        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
         Self {
             json,
-            colour: !json && !no_color && std::io::stdout().is_terminal(),
+            colour: !json && fthub::telemetry::colour_allowed(std::io::stdout().is_terminal()),
         }
     }
 

@@ -1,7 +1,5 @@
 //! `fthub runs list|retry|cancel`: the operator's verbs on runs, through the app's API.
 
-use anyhow::Context as _;
-
 use super::Out;
 use super::args::{AppArg, WhoWhy};
 
@@ -104,26 +102,7 @@ async fn list(
     .into_iter()
     .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
     .collect();
-    let v = match storage {
-        Some(s) => {
-            let store = super::args::open_store(Some(&s), std::path::Path::new("."))?;
-            fthub::services::status::view(store.as_ref(), None, "runs", &query)
-                .await
-                .context("reading runs from storage")?
-                .1
-        }
-        None => {
-            let qs = url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(&query)
-                .finish();
-            fthub::commands::ops::status_with_key(
-                &app.base(),
-                &format!("runs?{qs}"),
-                app.code.as_deref(),
-            )
-            .await?
-        }
-    };
+    let v = super::args::status_view(storage.as_deref(), &app, "runs", &query).await?;
     if let Some(e) = v["detail"].as_str().filter(|_| v["error"].is_string()) {
         // Read from storage: the same refusal the API gives as a 400.
         anyhow::bail!("{e}");

@@ -1,6 +1,5 @@
 //! `fthub status [WHAT]`: runs, a run, projects, environments, endpoints, capacity, audit.
 
-use anyhow::Context as _;
 use fthub::commands::tables;
 
 use super::Out;
@@ -34,19 +33,8 @@ fn path_of(what: Option<&str>) -> String {
 /// Shows one view; "not found" is a no.
 pub async fn run(a: Args, out: &Out) -> anyhow::Result<()> {
     let path = path_of(a.what.as_deref());
-    let v = match &a.storage {
-        Some(s) => {
-            let store = super::args::open_store(Some(s), std::path::Path::new("."))?;
-            fthub::services::status::view(store.as_ref(), None, &path, &Default::default())
-                .await
-                .context("reading status from storage")?
-                .1
-        }
-        None => {
-            fthub::commands::ops::status_with_key(&a.app.base(), &path, a.app.code.as_deref())
-                .await?
-        }
-    };
+    let v =
+        super::args::status_view(a.storage.as_deref(), &a.app, &path, &Default::default()).await?;
     if v["error"] == "not_found" {
         let what = a.what.as_deref().unwrap_or("runs");
         return super::no(if path.starts_with("runs/") {

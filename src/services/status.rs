@@ -120,14 +120,31 @@ pub async fn view(
                 }
             }
             let list: Vec<Value> = found.iter().map(run_summary).collect();
-            let state = if list.is_empty() {
-                "validating"
+            // No run yet: validating, unless intake gave up on it (its dead letter names the
+            // blob, and says why; `fthub deadletters replay` sends it again).
+            let prefix = format!("{project}/{submission}/");
+            let failed: Vec<Value> = if list.is_empty() {
+                crate::services::deadletters::list(store, Some("intake"))
+                    .await?
+                    .into_iter()
+                    .filter(|r| {
+                        serde_json::from_str::<Value>(&r.body).is_ok_and(|b| {
+                            b["blob"].as_str().is_some_and(|n| n.starts_with(&prefix))
+                        })
+                    })
+                    .map(|r| json!({"key": r.key, "sequence": r.sequence, "reason": r.reason, "description": r.description, "recorded_at": r.recorded_at, "replays": r.replays.len()}))
+                    .collect()
             } else {
-                "started"
+                Vec::new()
+            };
+            let state = match (list.is_empty(), failed.is_empty()) {
+                (false, _) => "started",
+                (true, true) => "validating",
+                (true, false) => "dead_lettered",
             };
             (
                 200,
-                json!({"project": project, "submission": submission, "state": state, "runs": list}),
+                json!({"project": project, "submission": submission, "state": state, "runs": list, "dead_letters": failed}),
             )
         }
         ["audit"] => {

@@ -154,11 +154,6 @@ pub fn validation(run_id: &str, report: &SubmissionReport) -> String {
     page(&format!("Validation: {run_id}"), "", &b)
 }
 
-/// `evaluation.html`: verdict, the comparison table and its charts.
-pub fn evaluation(run_id: &str, passed: bool, reasons: &[String], scores: &[ModelScore]) -> String {
-    evaluation_judged(run_id, passed, reasons, scores, None)
-}
-
 /// `evaluation.html` with the thresholds the verdict used drawn on its charts.
 pub fn evaluation_judged(
     run_id: &str,

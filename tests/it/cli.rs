@@ -29,6 +29,25 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
+/// `fthub approve RUN --env ENV --approver WHO --key KEY EXTRA…` in `dir`.
+fn approve(dir: &Path, run: &str, env: &str, who: &str, key: &str, extra: &[&str]) -> Output {
+    let args = [
+        &[
+            "approve",
+            run,
+            "--env",
+            env,
+            "--approver",
+            who,
+            "--key",
+            key,
+        ][..],
+        extra,
+    ]
+    .concat();
+    fthub(dir, &args)
+}
+
 fn code(o: &Output) -> i32 {
     o.status.code().unwrap_or(-1)
 }
@@ -190,18 +209,13 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
     }
     // The pipeline's refusal is waited for and reported.
     let rm_key = app.join("keys/release-manager.key");
-    let out = fthub(
+    let out = approve(
         &app,
-        &[
-            "approve",
-            &run,
-            "--env",
-            "prod",
-            "--approver",
-            "release-manager",
-            "--key",
-            rm_key.to_str().expect("utf-8"),
-        ],
+        &run,
+        "prod",
+        "release-manager",
+        rm_key.to_str().expect("utf-8"),
+        &[],
     );
     let (_, stderr) = text(&out);
     assert_eq!(code(&out), 1, "{stderr}");
@@ -210,20 +224,7 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
         "{stderr}"
     );
     // An approval waits until the promotion is verified in every region.
-    let out = fthub(
-        &app,
-        &[
-            "approve",
-            &run,
-            "--env",
-            "test",
-            "--approver",
-            "quality-lead",
-            "--key",
-            key,
-            "--json",
-        ],
-    );
+    let out = approve(&app, &run, "test", "quality-lead", key, &["--json"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(code(&out), 0, "{stdout} {stderr}");
     let v: serde_json::Value = serde_json::from_str(&stdout).expect("json");
@@ -250,39 +251,17 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
         "{:?}",
         text(&out)
     );
-    let out = fthub(
-        &app,
-        &[
-            "approve",
-            &second,
-            "--env",
-            "test",
-            "--approver",
-            "quality-lead",
-            "--key",
-            key,
-        ],
-    );
+    let out = approve(&app, &second, "test", "quality-lead", key, &[]);
     assert_eq!(code(&out), 0, "{:?}", text(&out));
-    let rollback = [
-        "approve",
-        &second,
-        "--env",
-        "test",
-        "--approver",
-        "quality-lead",
-        "--key",
-        key,
-        "--rollback",
-    ];
-    let out = fthub(&app, &rollback);
+    let rollback = || approve(&app, &second, "test", "quality-lead", key, &["--rollback"]);
+    let out = rollback();
     let (stdout, stderr) = text(&out);
     assert_eq!(code(&out), 0, "{stdout} {stderr}");
     assert!(
         stdout.contains("rolled back") && stdout.contains(&run),
         "{stdout}"
     );
-    let out = fthub(&app, &rollback);
+    let out = rollback();
     let (_, stderr) = text(&out);
     assert_eq!(code(&out), 1, "{stderr}");
     assert!(stderr.contains("refused by the pipeline"), "{stderr}");
@@ -336,6 +315,10 @@ async fn a_scaffolded_app_takes_a_checked_submission_and_an_approval_that_waits_
     drop(child.stderr.take());
     let out = child.wait_with_output().expect("wait");
     assert_eq!(out.status.code(), Some(1), "{:?}", out.status);
+    // `--output json` is `--json`.
+    let out = fthub(&app, &["status", &run, "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["run"]["id"], run.as_str());
     // With --json a "no" is a JSON document too.
     let out = fthub(&app, &["status", "nosuchrun", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");

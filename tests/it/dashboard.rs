@@ -13,12 +13,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::Dev;
-use fthub::adapters::local::blob::FsBlobStore;
 use fthub::adapters::local::bus::{LocalBus, OutgoingMessage};
-use fthub::domain::approval::{Approval, Decision, parse_signing_key};
+use fthub::domain::approval::Decision;
 use fthub::local::emulator::world::Timings;
 use fthub::local::emulator::{Emulator, builtin_accounts};
-use fthub::ports::{BlobStore, Condition};
 use serde_json::{Value, json};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -190,25 +188,7 @@ impl Story {
 
     /// Drops a sample as a data scientist does: data files, then the manifest.
     async fn drop(&self, project: &str, submission: &str, sample: &str) {
-        let dir = common::repo().join("samples").join(sample);
-        let store = FsBlobStore::new(self.home.path().join("storage"));
-        for f in ["train.jsonl", "eval.jsonl", "manifest.json"] {
-            let mut bytes = std::fs::read(dir.join(f)).expect("sample");
-            if f == "manifest.json" {
-                let mut m: Value = serde_json::from_slice(&bytes).expect("json");
-                m["submitted_by"] = json!(format!("{project}-scientist"));
-                bytes = m.to_string().into_bytes();
-            }
-            store
-                .put(
-                    "datasets",
-                    &format!("{project}/{submission}/{f}"),
-                    &bytes,
-                    Condition::None,
-                )
-                .await
-                .expect("put");
-        }
+        common::drop_sample(self.home.path(), project, submission, sample).await;
     }
 
     fn run_of(&self, project: &str, submission: &str) -> Option<Value> {
@@ -254,32 +234,22 @@ impl Story {
         }
     }
 
-    /// Signs an approval with `key` (a file in `samples/keys/`) and puts it on the approvals
-    /// queue, as `fthub approve` does.
-    fn sign(&self, run_id: &str, env: &str, approver: &str, key: &str, decision: Decision) {
-        let text = std::fs::read_to_string(common::repo().join(format!("samples/keys/{key}.key")))
-            .expect("key");
-        let key = parse_signing_key(&text).expect("an fthub key");
-        let approval = Approval {
-            run_id: run_id.to_owned(),
-            environment: env.to_owned(),
+    /// Signs an approval with `key` (a file in `samples/keys/`) and publishes it on the
+    /// approvals queue with what `fthub approve --no-wait` sends.
+    async fn sign(&self, run_id: &str, env: &str, approver: &str, key: &str, decision: Decision) {
+        let publisher =
+            fthub::commands::ops::Publisher::Local(LocalBus::new(self.home.path().join("bus")));
+        fthub::commands::approve::sign_and_publish(
+            &publisher,
+            run_id,
+            env,
             decision,
-            approver: approver.to_owned(),
-            reason: "dashboard story".into(),
-            issued_at: chrono::Utc::now(),
-            nonce: uuid::Uuid::new_v4().to_string(),
-        };
-        let nonce = approval.nonce.clone();
-        LocalBus::new(self.home.path().join("bus"))
-            .send_to_queue(
-                "approvals",
-                OutgoingMessage {
-                    body: serde_json::to_string(&approval.sign(&key)).expect("json"),
-                    message_id: Some(nonce),
-                    ..Default::default()
-                },
-            )
-            .expect("send");
+            approver,
+            &common::repo().join(format!("samples/keys/{key}.key")),
+            "dashboard story",
+        )
+        .await
+        .expect("published");
     }
 
     /// `approver` approves (or rolls back) `submission` of `project` in `env` with their own
@@ -296,7 +266,8 @@ impl Story {
             approver,
             approver,
             decision,
-        );
+        )
+        .await;
         let what = format!("{project} {submission} {decision:?} in {env}");
         self.until(&what, |s| {
             let status = s.status(project, submission, env);
@@ -373,7 +344,8 @@ async fn every_dashboard_page_lets_an_operator_act_and_fits_a_narrow_screen_in_c
         "release-manager",
         "intruder",
         Decision::Approve,
-    );
+    )
+    .await;
     s.until("the forged approval's refusal", |s| {
         s.run_of("support-routing", "v1")
             .is_some_and(|r| r["history"].to_string().contains("approval_refused"))

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate::common::repo()
 }
 
 fn read(path: &str) -> String {

@@ -1591,3 +1591,42 @@ async fn the_same_data_under_a_changed_manifest_is_a_new_run_beside_the_old_one(
             .any(|r| r.id != old && r.manifest.seed == Some(7))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_dead_letter_is_kept_in_the_book_and_shown_on_its_submission_not_refused() {
+    let e = env().await;
+    let p = &e.pipeline;
+    let status = |path: &'static str| async move {
+        fthub::services::status::view(p.store.as_ref(), None, path, &Default::default())
+            .await
+            .expect("view")
+            .1
+    };
+    assert_eq!(
+        status("submissions/acme/s9").await["state"],
+        "validating",
+        "nothing yet"
+    );
+    let body = json!({"type": "dataset.arrived", "blob": "acme/s9/manifest.json"}).to_string();
+    let dl = fthub::services::pipeline::DeadLetter {
+        queue: "intake",
+        body: &body,
+        reason: "MaxDeliveryCountExceeded",
+        description: "Storage outage: HTTP 503",
+        sequence: Some(7),
+        message_id: Some("m-7"),
+    };
+    // Recorded, not refused as malformed: it names a blob, since no run exists yet.
+    p.record_dead_letter(&dl).await.expect("recorded");
+    let v = status("submissions/acme/s9").await;
+    assert_eq!(v["state"], "dead_lettered", "{v}");
+    assert_eq!(v["dead_letters"][0]["sequence"], 7, "{v}");
+    assert!(
+        v["dead_letters"][0]["description"]
+            .as_str()
+            .is_some_and(|d| d.contains("HTTP 503")),
+        "{v}"
+    );
+    // Another submission of the project is not affected.
+    assert_eq!(status("submissions/acme/s1").await["state"], "validating");
+}

@@ -9,10 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use crate::common::Dev;
-use fthub::adapters::local::blob::FsBlobStore;
 use fthub::local::emulator::world::Timings;
 use fthub::local::emulator::{Emulator, builtin_accounts};
-use fthub::ports::{BlobStore, Condition};
 use serde_json::{Value, json};
 
 struct Estate {
@@ -54,31 +52,9 @@ impl Estate {
         }
     }
 
-    fn store(&self) -> FsBlobStore {
-        FsBlobStore::new(self.home.path().join("storage"))
-    }
-
     /// Drops a submission as a data scientist does: data files, then the manifest.
     async fn drop(&self, project: &str, submission: &str, sample: &str) {
-        let dir = common::repo().join("samples").join(sample);
-        let store = self.store();
-        for f in ["train.jsonl", "eval.jsonl", "manifest.json"] {
-            let mut bytes = std::fs::read(dir.join(f)).expect("sample");
-            if f == "manifest.json" {
-                let mut m: Value = serde_json::from_slice(&bytes).expect("json");
-                m["submitted_by"] = json!(format!("{project}-scientist"));
-                bytes = m.to_string().into_bytes();
-            }
-            store
-                .put(
-                    "datasets",
-                    &format!("{project}/{submission}/{f}"),
-                    &bytes,
-                    Condition::None,
-                )
-                .await
-                .expect("put");
-        }
+        common::drop_sample(self.home.path(), project, submission, sample).await;
     }
 
     async fn status(&self, path: &str) -> Value {

@@ -253,8 +253,10 @@ async fn dataset_arrived_answers_a_200_mb_drop_at_once_and_leaves_validation_to_
     let (status, _, body) = s.invoke("DatasetArrived", event.to_string()).await;
     let took = started.elapsed();
     assert_eq!(status, 200);
+    // Event Grid waits ~30 s; reading 200 MB would take far longer than this on any machine,
+    // and a loaded one still answers a no-I/O delivery well inside it.
     assert!(
-        took < std::time::Duration::from_secs(1),
+        took < std::time::Duration::from_secs(10),
         "answered in {took:?}"
     );
     assert_eq!(body["Outputs"]["intake"][0]["blob"], "big/train.jsonl");

@@ -8,11 +8,11 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    crate::common::repo()
 }
 
 fn fthub(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fthub"))
+    Command::new(crate::common::fthub())
         .args(args)
         .current_dir(repo())
         .output()

@@ -61,6 +61,11 @@ impl Pipeline {
                 format!("a dead letter of {} is not JSON: {e}", dl.queue),
             )
         })?;
+        // An intake message names a blob, not a run (none exists yet): the book is its
+        // record, and the submission's status reads it from there.
+        if body.get("run_id").is_none() && body.get("blob").is_some_and(|b| b.is_string()) {
+            return Ok(Emitted::default());
+        }
         let approval = serde_json::from_value::<SignedApproval>(body.clone()).ok();
         let run_id = match (
             &approval,

@@ -96,17 +96,20 @@ impl Pipeline {
             });
         }
         let digests: Vec<String> = files.iter().map(|f| f.digest.clone()).collect();
-        let mut id = run_id(project, submission, &digests, &manifest.settings_digest());
-        if runs::get(self.store.as_ref(), &id).await?.is_none() {
+        let id = run_id(project, submission, &digests, &manifest.settings_digest());
+        let found = match runs::get(self.store.as_ref(), &id).await? {
+            Some((run, _)) => Some(run),
             // A run started before ids covered the manifest, with these same settings.
-            let legacy = crate::domain::run::legacy_run_id(project, submission, &digests);
-            if let Some((old, _)) = runs::get(self.store.as_ref(), &legacy).await?
-                && old.manifest.settings_digest() == manifest.settings_digest()
-            {
-                id = legacy;
+            None => {
+                let legacy = crate::domain::run::legacy_run_id(project, submission, &digests);
+                runs::get(self.store.as_ref(), &legacy)
+                    .await?
+                    .map(|(old, _)| old)
+                    .filter(|old| old.manifest.settings_digest() == manifest.settings_digest())
             }
-        }
-        if let Some((run, _)) = runs::get(self.store.as_ref(), &id).await? {
+        };
+        if let Some(run) = found {
+            let id = run.id.clone();
             // A redelivered event, or the same bytes uploaded again: continue, never restart.
             return match run.stage {
                 Stage::Queued => self.start_queued(&id).await,

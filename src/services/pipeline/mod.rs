@@ -305,9 +305,6 @@ impl Pipeline {
             .map(|_| ())
     }
 
-    /// Whether every deployment a run of `model` needs is offered by Azure: its evaluation on
-    /// the Hub and its promotion to every Spoke, with the topology's SKUs. The reason names
-    /// the first that is not, with the availability table's source.
     /// Whether the Hub still fine-tunes `model`, from its Models API. A lookup that fails
     /// never blocks intake: it leaves a flag.
     async fn lifecycle(&self, model: &str) -> Lifecycle {
@@ -339,6 +336,9 @@ impl Pipeline {
         }
     }
 
+    /// Whether every deployment a run of `model` needs is offered by Azure: its evaluation on
+    /// the Hub and its promotion to every Spoke, with the topology's SKUs. The reason names
+    /// the first that is not, with the availability table's source.
     fn deployable(&self, model: &str) -> Result<(), String> {
         let t = &self.topology;
         let d = &t.deployment;

@@ -46,6 +46,31 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Drops a bundled sample into the local store under `home` as a data scientist does:
+/// data files, then the manifest (with `{project}-scientist` as its submitter).
+pub async fn drop_sample(home: &Path, project: &str, submission: &str, sample: &str) {
+    use fthub::ports::{BlobStore as _, Condition};
+    let dir = repo().join("samples").join(sample);
+    let store = fthub::adapters::local::blob::FsBlobStore::new(home.join("storage"));
+    for f in ["train.jsonl", "eval.jsonl", "manifest.json"] {
+        let mut bytes = std::fs::read(dir.join(f)).expect("sample");
+        if f == "manifest.json" {
+            let mut m: Value = serde_json::from_slice(&bytes).expect("json");
+            m["submitted_by"] = serde_json::json!(format!("{project}-scientist"));
+            bytes = m.to_string().into_bytes();
+        }
+        store
+            .put(
+                "datasets",
+                &format!("{project}/{submission}/{f}"),
+                &bytes,
+                Condition::None,
+            )
+            .await
+            .expect("put");
+    }
+}
+
 /// The emulator's request log (`GET /_emulator/requests`), oldest first.
 pub async fn emulator_requests(emulator: &str) -> Vec<Value> {
     reqwest::get(format!(
